@@ -1,0 +1,1 @@
+<%@ Page Language="C#" Inherits="Monoscape.Samples.HealthPage" %>
