@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PACKAGES := build/packages/hello-1.0.0.zip build/packages/hello-2.0.0.zip build/packages/hello-2.0.1-broken.zip
 APP_SOURCES := $(wildcard apps/hello/src/*.cs apps/hello/site/*) scripts/monoscape_package.py plugins/module_utils/monoscape_package.py
 
-.PHONY: help setup packages test lint unit molecule demo bench clean
+.PHONY: help setup packages test lint unit molecule lab-up lab-down lab-status demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,15 @@ unit: setup ## unit tests (no services)
 
 molecule: setup packages ## molecule scenarios on podman test hosts
 	pytest -m molecule
+
+lab-up: setup ## start the lab OpenStack cloud (idempotent; installs on first use)
+	lab/labctl up
+
+lab-down: ## stop the lab cloud (only what it started)
+	lab/labctl down
+
+lab-status: ## which lab services answer
+	lab/labctl status
 
 demo: setup packages ## the main job on the embedded lab (see README)
 	scripts/demo.sh
