@@ -115,6 +115,17 @@ def error_details(exc):
     return str(exc).strip()
 
 
+def connect_error(exc):
+    """'Unable to establish connection to URL (connection refused)' out of
+    keystoneauth's long urllib3 chain."""
+    text = str(exc)
+    where = text.split(": HTTP", 1)[0].split(": (", 1)[0]
+    for reason in ("Connection refused", "timed out", "Name or service not known", "No route to host"):
+        if reason in text:
+            return f"{where} ({reason.lower()})"
+    return where
+
+
 def names_hint(names, limit=HINT_LIMIT):
     """'a, b, c' (sorted, at most ``limit``, '… and N more') or 'none'."""
     names = sorted({n for n in names if n})
@@ -501,9 +512,8 @@ class OpenStackModule:
                 " Check the username, password, project and domains in clouds.yaml or auth."
             )
         elif kind("ConnectFailure", "ConnectTimeout"):
-            message = (
-                f"cannot reach the OpenStack API of cloud {cloud}: {exc}. Is the cloud running and auth_url right?"
-            )
+            message = f"cannot reach the OpenStack API of cloud {cloud}: {connect_error(exc)}."
+            message += " Is the cloud running and auth_url right?"
         elif kind("EndpointNotFound") or isinstance(exc, sdk_exc.EndpointNotFound):
             message = f"cloud {cloud} has no such service endpoint ({exc}); check region_name and interface"
         elif kind("MissingRequiredOptions"):
