@@ -200,11 +200,9 @@ def norm_prefix(value, ethertype):
     if value in (None, ""):
         return None
     network = ipaddress.ip_network(value, strict=False)
-    if network.prefixlen == 0:
-        return None
     if ethertype and f"IPv{network.version}" != ethertype:
         raise ValueError(f"remote_ip_prefix {value} is IPv{network.version} but ethertype is {ethertype}")
-    return str(network)
+    return None if network.prefixlen == 0 else str(network)
 
 
 def describe(rule):
