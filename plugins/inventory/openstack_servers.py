@@ -131,6 +131,7 @@ cache_timeout: 300
 import hashlib
 import json
 import logging
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -201,6 +202,94 @@ def describe_error(exc):
     return f"{name}: {text}"
 
 
+class Target:
+    """One cloud to read: its name, where its compute endpoint is, and how to get a session."""
+
+    def __init__(self, name, region_name, interface, session):
+        self.name = name
+        self.region_name = region_name
+        self.interface = interface
+        self.session = session
+
+
+def config_files(extra=None):
+    """clouds.yaml candidates, in openstacksdk's order (the first that exists wins)."""
+    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/xdg/openstack", "/etc/openstack"]
+    files = [os.path.join(d, f"clouds{suffix}") for d in dirs for suffix in (".yaml", ".yml", ".json")]
+    override = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    return [*(extra or []), *([override] if override else []), *files]
+
+
+def secure_files():
+    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/xdg/openstack", "/etc/openstack"]
+    files = [os.path.join(d, f"secure{suffix}") for d in dirs for suffix in (".yaml", ".yml", ".json")]
+    override = os.environ.get("OS_CLIENT_SECURE_FILE")
+    return [*([override] if override else []), *files]
+
+
+def merge(base, extra):
+    result = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+FAST_CLOUD_KEYS = {"auth", "auth_type", "region_name", "interface", "endpoint_type", "verify", "cacert", "cert", "key"}
+FAST_CLOUD_KEYS |= {"identity_api_version", "compute_api_version", "image_api_version", "network_api_version"}
+FAST_CLOUD_KEYS |= {"identity_interface", "api_timeout", "volume_api_version"}
+AUTH_ALIASES = {"tenant_name": "project_name", "tenant_id": "project_id"}
+
+
+def fast_target(name, entry):
+    """A Target for a plain clouds.yaml entry (password, token or application credential),
+    or None when the entry needs openstacksdk's loader."""
+    entry = {key.replace("-", "_"): value for key, value in (entry or {}).items()}
+    if set(entry) - FAST_CLOUD_KEYS or not isinstance(entry.get("auth"), dict):
+        return None
+    auth = {AUTH_ALIASES.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in entry["auth"].items()}
+    auth_url = str(auth.get("auth_url") or "")
+    v3 = str(entry.get("identity_api_version", "3")).startswith("3") and auth_url.rstrip("/").endswith("/v3")
+    kind = {
+        None: "password",
+        "password": "password",
+        "v3password": "password",
+        "token": "token",
+        "v3token": "token",
+        "v3applicationcredential": "appcred",
+        "applicationcredential": "appcred",
+    }.get(entry.get("auth_type"), "other")
+    if kind == "other" or (kind == "appcred" and not v3):
+        return None
+
+    def session():
+        import inspect  # noqa: PLC0415 - only when fetching
+
+        from keystoneauth1 import session as ks_session  # noqa: PLC0415
+        from keystoneauth1.identity import generic  # noqa: PLC0415
+        from keystoneauth1.identity import v3 as ks_v3  # noqa: PLC0415
+
+        cls = {
+            ("password", True): ks_v3.Password,
+            ("password", False): generic.Password,
+            ("token", True): ks_v3.Token,
+            ("token", False): generic.Token,
+            ("appcred", True): ks_v3.ApplicationCredential,
+        }[(kind, v3)]
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = set(auth) - accepted
+        if unknown:
+            raise ValueError(f"auth keys {', '.join(sorted(unknown))} are not understood for this auth_type")
+        verify = entry.get("cacert") or entry.get("verify", True)
+        cert = (entry["cert"], entry["key"]) if entry.get("cert") and entry.get("key") else entry.get("cert")
+        return ks_session.Session(auth=cls(**auth), verify=verify, cert=cert, app_name="monoscape.paas")
+
+    interface = entry.get("interface") or entry.get("endpoint_type") or "public"
+    return Target(name, entry.get("region_name"), interface, session)
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "monoscape.paas.openstack_servers"
 
@@ -215,37 +304,79 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except OSError:
             return False
 
-    # ------------------------------------------------------------------ fetching
-    def _cloud_regions(self):
-        from openstack.config import loader  # noqa: PLC0415 - only when the cloud is asked, never for a cached run
+    # ------------------------------------------------------------------ clouds.yaml
+    def _targets(self):
+        """(targets, failures): one target per cloud to read. Plain clouds.yaml entries are read
+        here with keystoneauth alone; anything fancier (profiles, region lists, other auth
+        plugins, OS_* variables only) goes through openstacksdk's own loader."""
+        fast = self._fast_targets()
+        return fast if fast is not None else self._sdk_targets()
 
-        if self.display.verbosity < 4:
-            # keystoneauth logs discovery fallbacks as warnings; they would land on stderr next to the JSON
-            for name in ("keystoneauth", "openstack"):
-                logging.getLogger(name).addHandler(logging.NullHandler())
-                logging.getLogger(name).propagate = False
+    def _fast_targets(self):
+        import yaml  # noqa: PLC0415 - PyYAML is an Ansible dependency; imported only when fetching
+
+        data = None
+        for path in config_files(self.get_option("clouds_yaml_path")):
+            if os.path.isfile(path):
+                try:
+                    with open(path) as handle:
+                        data = yaml.safe_load(handle)
+                except (OSError, yaml.YAMLError):
+                    return None  # let openstacksdk's loader report it
+                break
+        if not isinstance(data, dict) or not isinstance(data.get("clouds"), dict):
+            return None
+        secure = {}
+        for path in secure_files():
+            if os.path.isfile(path):
+                with open(path) as handle:
+                    secure = (yaml.safe_load(handle) or {}).get("clouds") or {}
+                break
+        clouds = data["clouds"]
+        names = self.get_option("clouds") or sorted(clouds)
+        targets, failures = [], []
+        for name in names:
+            if name not in clouds:
+                failures.append((name, f"not defined in clouds.yaml (defined: {', '.join(sorted(clouds)) or 'none'})"))
+                continue
+            target = fast_target(name, merge(clouds[name], secure.get(name) or {}))
+            if target is None:
+                return None
+            targets.append(target)
+        return targets, failures
+
+    def _sdk_targets(self):
+        from openstack.config import loader  # noqa: PLC0415 - the slow, complete path
 
         files = list(self.get_option("clouds_yaml_path") or []) + list(loader.CONFIG_FILES)
         config = loader.OpenStackConfig(config_files=files)
         names = self.get_option("clouds") or config.get_cloud_names()
         if not names:
             raise AnsibleParserError(f"no clouds defined in clouds.yaml (searched {', '.join(files)})")
-        regions, failures = [], []
+        targets, failures = [], []
         for name in names:
             try:
-                regions.append(config.get_one(cloud=name))
+                region = config.get_one(cloud=name)
             except Exception as exc:  # a bad entry is reported like an unreachable cloud
                 failures.append((name, describe_error(exc)))
-        return regions, failures
+                continue
+            targets.append(
+                Target(
+                    name,
+                    region.get_region_name("compute"),
+                    region.get_interface("compute") or "public",
+                    region.get_session,
+                )
+            )
+        return targets, failures
 
-    def _fetch_cloud(self, region):
+    # ------------------------------------------------------------------ fetching
+    def _fetch_cloud(self, target):
         """Servers of one cloud: a token (with its catalog) and one detailed list call (more only
         when Nova pages the answer)."""
-        session = region.get_session()
+        session = target.session()
         endpoint = session.get_endpoint(
-            service_type="compute",
-            interface=region.get_interface("compute"),
-            region_name=region.get_region_name("compute"),
+            service_type="compute", interface=target.interface, region_name=target.region_name
         )
         params = {key: str(value) for key, value in (self.get_option("server_filters") or {}).items()}
         if self.get_option("all_projects"):
@@ -269,15 +400,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             servers.extend(body.get("servers", []))
             url = next((link["href"] for link in body.get("servers_links", []) if link.get("rel") == "next"), None)
             params = None  # the next link carries the query
-        name, region_name = region.name, region.get_region_name("compute")
-        return [lean_server(server, name, region_name) for server in servers]
+        return [lean_server(server, target.name, target.region_name) for server in servers]
 
     def _fetch(self):
-        regions, failures = self._cloud_regions()
+        if self.display.verbosity < 4:
+            # keystoneauth logs discovery fallbacks as warnings; they would land on stderr next to the JSON
+            for name in ("keystoneauth", "openstack"):
+                logging.getLogger(name).addHandler(logging.NullHandler())
+                logging.getLogger(name).propagate = False
+        targets, failures = self._targets()
         servers = []
-        if regions:
-            with ThreadPoolExecutor(max_workers=len(regions)) as pool:
-                futures = [(region.name, pool.submit(self._fetch_cloud, region)) for region in regions]
+        if targets:
+            with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+                futures = [(target.name, pool.submit(self._fetch_cloud, target)) for target in targets]
                 for name, future in futures:
                     try:
                         servers.extend(future.result())
