@@ -99,7 +99,7 @@ EXAMPLES = r"""
 RETURN = r"""
 credential:
   description:
-    - The pair in use. The task result is marked no_log, so it is not displayed.
+    - The pair in use. The task result is marked no_log (by the action plugin of the same name), so it is not displayed.
     - In check mode, when a pair would be created, C(access) and C(secret) are empty.
   returned: when O(state=present)
   type: dict
@@ -187,9 +187,10 @@ class Ec2CredentialsModule(OpenStackModule):
             }
 
         # The result carries the secret on purpose (it is what the caller needs), so the
-        # value is not masked inside it; instead the whole result is marked no_log and
-        # callbacks and logs show nothing of it. The echoed arguments keep it masked.
-        result = {"_ansible_no_log": True}
+        # value is not masked inside it; the action plugin of the same name marks the whole
+        # result no_log, so callbacks and logs show nothing of it. The echoed arguments
+        # keep it masked.
+        result = {}
         if secret is not None:
             self.ansible.no_log_values.discard(secret)
             result["invocation"] = {"module_args": {**self.params, "secret": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}

@@ -292,7 +292,7 @@ class KeypairModule(OpenStackModule):
                 write_private(path, private)
                 result["private_key_path"] = path
             else:
-                result.update(private_key=private, _ansible_no_log=True)
+                result["private_key"] = private  # the action plugin hides the result
         if current is not None:
             self.call(compute.delete_keypair, name, ignore_missing=True)
         created = self.call(

@@ -8,6 +8,8 @@ import stat
 import pytest
 from os_fake_cloud import FakeCloud, Res, run_module
 
+from ansible_collections.monoscape.paas.plugins.action.os_ec2_credentials import ActionModule as Ec2Action
+from ansible_collections.monoscape.paas.plugins.action.os_keypair import ActionModule as KeypairAction
 from ansible_collections.monoscape.paas.plugins.modules import (
     os_ec2_credentials,
     os_image,
@@ -19,6 +21,7 @@ from ansible_collections.monoscape.paas.plugins.modules import (
     os_server_snapshot,
     os_user,
 )
+from ansible_collections.monoscape.paas.plugins.plugin_utils.secret_result import has_secret
 
 # test fixtures, not real credentials
 PASSWORD, PASSWORD_2 = "s3cret-pw", "other-pw"
@@ -197,11 +200,10 @@ def tenant(run, cloud):
 
 def test_ec2_credentials_reuse_the_existing_pair(run, cloud, tenant):
     args = {"user": "u1", "project": "acme"}
-    check = assert_check_mode_changes_nothing(run, cloud, os_ec2_credentials, args)
-    assert check["_ansible_no_log"] is True
+    assert_check_mode_changes_nothing(run, cloud, os_ec2_credentials, args)
     first, second = assert_idempotent(run, cloud, os_ec2_credentials, args)
-    assert first["_ansible_no_log"] is True
     assert first["credential"]["secret"]
+    assert has_secret(first, Ec2Action.SECRET_KEYS), "the action plugin hides this result"
     assert second["credential"] == first["credential"]
     assert len(cloud.identity.ec2) == 1
 
@@ -241,8 +243,9 @@ def test_ec2_credentials_absent_removes_every_pair(run, cloud, tenant):
 def test_keypair_generated_once_private_key_returned_hidden(run, cloud):
     first, second = assert_idempotent(run, cloud, os_keypair, {"name": "deploy"})
     assert first["private_key"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
-    assert first["_ansible_no_log"] is True
+    assert has_secret(first, KeypairAction.SECRET_KEYS), "the action plugin hides this result"
     assert "private_key" not in second
+    assert not has_secret(second, KeypairAction.SECRET_KEYS)
     assert cloud.compute.keypairs_["deploy"].public_key.startswith("ssh-ed25519 ")
 
 
