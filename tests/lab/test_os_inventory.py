@@ -123,7 +123,7 @@ def test_inventory_groups_hostvars_and_addresses(tmp_path, lab_project, lab_admi
     # a cloud that cannot be read fails the inventory, unless partial results are allowed
     entries = yaml.safe_load(clouds_yaml.read_text())
     entries["clouds"]["wrong"] = json.loads(json.dumps(entries["clouds"][cloud]))
-    entries["clouds"]["wrong"]["auth"]["password"] = "not-the-password"
+    entries["clouds"]["wrong"]["auth"]["password"] += "-wrong"
     clouds_yaml.write_text(yaml.safe_dump(entries))
     proc, _ = inventory(tmp_path, clouds_yaml, clouds=[cloud, "wrong"])
     assert proc.returncode != 0
