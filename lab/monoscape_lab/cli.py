@@ -49,7 +49,10 @@ def cmd_wait(lab, args):
     deadline = time.monotonic() + args.timeout
     while lab.busy():
         if time.monotonic() > deadline:
-            print(f"labctl: error: `labctl up` still running after {args.timeout}s; see {lab.s.labctl_log}", file=sys.stderr)
+            print(
+                f"labctl: error: `labctl up` still running after {args.timeout}s; see {lab.s.labctl_log}",
+                file=sys.stderr,
+            )
             return 1
         time.sleep(1)
     rows = lab.status()
@@ -60,7 +63,10 @@ def cmd_wait(lab, args):
             lines = [ln for ln in lab.s.labctl_log.read_text(errors="replace").splitlines() if ln.strip()]
             last = f" (last: {lines[-1][20:]})" if lines else ""
         what = ", ".join(down) if down else "no clouds.yaml"
-        print(f"labctl: error: the lab is not up ({what}){last}; run `lab/labctl up`; see {lab.s.labctl_log}", file=sys.stderr)
+        print(
+            f"labctl: error: the lab is not up ({what}){last}; run `lab/labctl up`; see {lab.s.labctl_log}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -129,7 +135,7 @@ def cmd_openstack(lab, args):
     env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(lab.s.clouds_yaml))
     env.setdefault("OS_CLOUD", ADMIN_CLOUD)
     argv = [str(lab.s.venv_bin("openstack")), *args.args]
-    os.execve(argv[0], argv, env)
+    os.execve(argv[0], argv, env)  # noqa: S606 - replaces labctl by the venv CLI, argument list
     return 1  # not reached
 
 
@@ -146,7 +152,7 @@ def parser():
     wait = sub.add_parser("wait", help="wait for an `up` in progress, then require every service up")
     wait.add_argument("--timeout", type=float, default=1800)
     wait.set_defaults(func=cmd_wait)
-    sub.add_parser("env", help="shell exports for the lab (eval \"$(labctl env)\")").set_defaults(func=cmd_env)
+    sub.add_parser("env", help='shell exports for the lab (eval "$(labctl env)")').set_defaults(func=cmd_env)
     sub.add_parser("rss", help="memory of the lab's processes and instances").set_defaults(func=cmd_rss)
     logs = sub.add_parser("logs", help="list the log files, or tail one service's log")
     logs.add_argument("service", nargs="?")

@@ -7,7 +7,6 @@ import datetime
 import fcntl
 import gzip
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -215,7 +214,7 @@ class Lab:
             where += f" AND updated_at >= '{since:%Y-%m-%d %H:%M:%S}'"
         else:
             where += " AND updated_at >= UTC_TIMESTAMP() - INTERVAL 60 SECOND"
-        return self.sql_value(f"SELECT COUNT(*) FROM nova.services WHERE {where}") == "1"
+        return self.sql_value(f"SELECT COUNT(*) FROM nova.services WHERE {where}") == "1"  # noqa: S608 - constants and lab host names only
 
     def sql(self, statement, database=None, check=True):
         argv = ["/usr/bin/mariadb", f"--defaults-file={self.s.etc / 'mariadb.cnf'}", "-N", "-B", "-e", statement]
@@ -255,7 +254,9 @@ class Lab:
     def start(self, svc):
         self.check_port(svc)
         argv, env = self.argv_env(svc)
-        proc = procs.spawn(argv, lab_dir=self.s.lab_dir, service=svc.name, log=self.s.log(svc.name), env=env, cwd=self.s.lab_dir)
+        proc = procs.spawn(
+            argv, lab_dir=self.s.lab_dir, service=svc.name, log=self.s.log(svc.name), env=env, cwd=self.s.lab_dir
+        )
         (self.s.run / f"{svc.name}.pid").write_text(f"{proc.pid}\n")
         self.note(f"started {svc.name} pid {proc.pid}")
         return proc
@@ -340,7 +341,9 @@ class Lab:
             install.apt_install(missing, s.log("apt-install"))
         if not install.podman_ready(s):
             if not do_install:
-                raise LabError(f"missing prerequisite: podman and the image {s.image} (scripts/test-hosts.sh)", s.labctl_log)
+                raise LabError(
+                    f"missing prerequisite: podman and the image {s.image} (scripts/test-hosts.sh)", s.labctl_log
+                )
             self.say("scripts/test-hosts.sh (podman, base image)")
             install.test_hosts(s, s.log("test-hosts"))
         if not install.venv_ready(s):
@@ -448,9 +451,10 @@ class Lab:
         self.bootstrap("identity")
         # nova's services authenticate as the nova user at start (placement client)
         started.update({svc.name: self.start(svc) for svc in SERVICES if svc.kind == "nova"})
+        resources = self.bootstrap("resources", background=True)  # waits for the computes itself
         self.wait({n: p for n, p in started.items() if n != "keystone"}, since=since)
         self.wait_cell_mapping()
-        self.bootstrap("resources")
+        self.bootstrap_done("resources", resources)
         self.write_clouds_yaml(pw)
         state["initialized"] = True
         state["created"] = time.strftime("%F %T")
@@ -489,7 +493,11 @@ class Lab:
         log = s.log("mariadb-install-db")
         with open(log, "ab") as out:
             rc = subprocess.run(
-                ["/usr/bin/mariadb-install-db", f"--defaults-file={s.etc / 'mariadb.cnf'}", "--auth-root-authentication-method=socket"],
+                [
+                    "/usr/bin/mariadb-install-db",
+                    f"--defaults-file={s.etc / 'mariadb.cnf'}",
+                    "--auth-root-authentication-method=socket",
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 check=False,
@@ -499,7 +507,9 @@ class Lab:
 
     # ------------------------------------------------------------ databases
     def schema_key(self):
-        mariadb = subprocess.run(["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True, check=False).stdout
+        mariadb = subprocess.run(
+            ["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True, check=False
+        ).stdout
         material = "|".join([self.s.venv_key, SCHEMA_VERSION, mariadb.strip(), configs.db_url("x"), RABBIT_URL])
         return hashlib.sha256(material.encode()).hexdigest()[:12]
 
@@ -514,7 +524,10 @@ class Lab:
         if dump.exists():
             with gzip.open(dump, "rb") as f:
                 proc = subprocess.run(
-                    ["/usr/bin/mariadb", f"--defaults-file={s.etc / 'mariadb.cnf'}"], input=f.read(), capture_output=True, check=False
+                    ["/usr/bin/mariadb", f"--defaults-file={s.etc / 'mariadb.cnf'}"],
+                    input=f.read(),
+                    capture_output=True,
+                    check=False,
                 )
             if proc.returncode == 0:
                 self.say(f"database schemas restored from {dump.name}")
@@ -580,7 +593,9 @@ class Lab:
                     out.write(f"\n===== {' '.join(map(str, cmd))}\n".encode())
                     out.flush()
                     argv = [str(a) for a in cmd]
-                    if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), check=False).returncode:
+                    if subprocess.run(
+                        argv, stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), check=False
+                    ).returncode:
                         failed.append(name)
                         return
 
@@ -613,31 +628,58 @@ class Lab:
         ]
         log = s.log("keystone-bootstrap")
         with open(log, "ab") as out:
-            rc = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), check=False).returncode
+            rc = subprocess.run(
+                [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), check=False
+            ).returncode
         if rc:
             raise LabError("keystone-manage bootstrap failed", log)
 
-    def bootstrap(self, what):
+    def bootstrap(self, what, background=False):
+        """lab/runtime/bootstrap_cloud.py in the venv (through the APIs)."""
         s = self.s
         argv = [s.venv_bin("python"), LAB_ROOT / "runtime" / "bootstrap_cloud.py", what, "--secrets", s.secrets_file]
         if what == "resources":
             image_id = self.podman.run("image", "inspect", "--format", "{{.Id}}", s.image).stdout.strip()
             argv += ["--image", s.image, "--image-id", image_id, "--cidr", s.cidr]
-        log = s.log("bootstrap")
-        with open(log, "ab") as out:
-            rc = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), check=False).returncode
-        if rc:
-            raise LabError(f"bootstrapping the cloud's {what} failed", log)
+        with open(s.log("bootstrap"), "ab") as out:
+            proc = subprocess.Popen(
+                [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), cwd=s.lab_dir
+            )
+        if background:
+            return proc
+        return self.bootstrap_done(what, proc)
+
+    def bootstrap_done(self, what, proc):
+        if proc.wait():
+            raise LabError(f"bootstrapping the cloud's {what} failed", self.s.log("bootstrap"))
         self.say(f"{what} bootstrapped")
 
     def wait_cell_mapping(self, timeout=120):
-        deadline = time.monotonic() + timeout
+        """The scheduler maps new compute hosts to cell1 (periodic task); if it
+        has not after 15 s, labctl runs `nova-manage cell_v2 discover_hosts`."""
+        s = self.s
+        started = time.monotonic()
         hosts = f"'{PODMAN_HOST}','{FAKE_HOST}'"
-        while time.monotonic() < deadline:
-            if self.sql_value(f"SELECT COUNT(*) FROM nova_api.host_mappings WHERE host IN ({hosts})") == "2":
+        discovered = False
+        while time.monotonic() - started < timeout:
+            if self.sql_value(f"SELECT COUNT(*) FROM nova_api.host_mappings WHERE host IN ({hosts})") == "2":  # noqa: S608 - constants
                 return
+            if not discovered and time.monotonic() - started > 15:
+                discovered = True
+                argv = [
+                    s.venv_bin("nova-manage"),
+                    "--config-file",
+                    s.etc / "nova" / "nova.conf",
+                    "cell_v2",
+                    "discover_hosts",
+                ]
+                with open(s.log("nova-manage"), "ab") as out:
+                    subprocess.run(
+                        [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), check=False
+                    )
+                continue
             time.sleep(0.5)
-        raise LabError("compute hosts were not mapped to cell1 (nova-scheduler discovers them)", self.s.log("nova-scheduler"))
+        raise LabError("compute hosts were not mapped to cell1", s.log("nova-manage"))
 
     # ------------------------------------------------------------ down / status
     def down(self, purge=False):
@@ -646,14 +688,12 @@ class Lab:
             if not s.lab_dir.exists():
                 return
             self.note("===== labctl down" + (" --purge" if purge else ""))
-            computes = [svc.name for svc in SERVICES if svc.binary == "nova-compute"]
-            self.stop_many(computes)
+            # nova and the APIs together: the computes stop before their containers do
+            self.stop_many([svc.name for svc in reversed(SERVICES) if svc.kind != "infra"])
             instances = [c["name"] for c in self.podman.containers() if c["state"] == "running"]
             if instances and not purge:
                 self.say(f"stopping {len(instances)} instance containers (they start again with the lab)")
                 self.podman.stop_containers(instances)
-            others = [svc.name for svc in reversed(SERVICES) if svc.kind != "infra" and svc.name not in computes]
-            self.stop_many(others)
             self.stop(["memcached", "rabbitmq"], grace=20)
             self.stop(["mariadb"], grace=60)
             left = procs.lab_processes(s.lab_dir)

@@ -149,14 +149,17 @@ def nova_common(s, pw):
             "sync_power_state_interval": "30",
             "resume_guests_state_on_host_boot": "true",
             "instance_usage_audit": "false",
+            "graceful_shutdown_timeout": "5",
+            # periodic tasks (the scheduler's host discovery) start at once, not after up to 60 s
+            "periodic_fuzzy_delay": "0",
         },
+        "image_cache": {"manager_interval": "300"},
         "api": {"auth_strategy": "keystone"},
         "wsgi": {"api_paste_config": s.etc / "nova" / "api-paste.ini"},
         "conductor": {"workers": "1"},
         "scheduler": {"workers": "1", "discover_hosts_in_cells_interval": "2"},
-        "quota": {
-            key: "-1"
-            for key in (
+        "quota": dict.fromkeys(
+            (
                 "instances",
                 "cores",
                 "ram",
@@ -165,8 +168,9 @@ def nova_common(s, pw):
                 "server_groups",
                 "server_group_members",
                 "injected_files",
-            )
-        },
+            ),
+            "-1",
+        ),
         "oslo_concurrency": {"lock_path": s.data / "nova" / "locks"},
         "oslo_messaging_notifications": {"driver": "noop"},
         "vnc": {"enabled": "false"},
@@ -231,7 +235,15 @@ def neutron_conf(s, pw):
             "database": {"connection": db_url("neutron")},
             "quotas": {
                 f"quota_{key}": "-1"
-                for key in ("network", "subnet", "port", "security_group", "security_group_rule", "router", "floatingip")
+                for key in (
+                    "network",
+                    "subnet",
+                    "port",
+                    "security_group",
+                    "security_group_rule",
+                    "router",
+                    "floatingip",
+                )
             },
             "oslo_concurrency": {"lock_path": s.data / "neutron" / "locks"},
             "agent": {"root_helper": "true"},

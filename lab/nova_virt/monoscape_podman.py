@@ -94,7 +94,7 @@ def podman(*args, check=True, stdin=None, timeout=300):
     proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     LOG.debug("%s -> rc=%s in %.2fs", " ".join(cmd), proc.returncode, time.monotonic() - started)
     if check and proc.returncode != 0:
-        raise PodmanError("%s: rc=%s: %s" % (" ".join(cmd), proc.returncode, proc.stderr.strip()))
+        raise PodmanError(f"{' '.join(cmd)}: rc={proc.returncode}: {proc.stderr.strip()}")
     return proc
 
 
@@ -128,13 +128,13 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
 
     # ------------------------------------------------------------ names and labels
     def _name(self, instance):
-        return "%s%s" % (self.conf.network_prefix, instance.uuid)
+        return f"{self.conf.network_prefix}{instance.uuid}"
 
     def _labels(self, role, **extra):
         labels = {LABEL_DIR: self.conf.lab_dir, LABEL_CLOUD: self.conf.cloud_id, LABEL_ROLE: role, **extra}
         args = []
         for key, value in labels.items():
-            args += ["--label", "%s=%s" % (key, value)]
+            args += ["--label", f"{key}={value}"]
         return args
 
     def _status(self, instance):
@@ -164,7 +164,7 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
             LOG.info("image %s is not a lab podman image manifest: booting %s", image_id, self.conf.base_image)
             ref = self.conf.base_image
         if podman("image", "exists", ref, check=False).returncode != 0:
-            raise exception.ImageNotFound(image_id="%s (podman image %s is not on this host)" % (image_id, ref))
+            raise exception.ImageNotFound(image_id=f"{image_id} (podman image {ref} is not on this host)")
         return ref
 
     # ------------------------------------------------------------ network
@@ -173,7 +173,7 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         subnet = next((s for s in net["subnets"] if s["version"] == 4), None)
         if subnet is None:
             return None, None
-        name = "%s%s" % (self.conf.network_prefix, net["id"][:8])
+        name = f"{self.conf.network_prefix}{net['id'][:8]}"
         with self._net_lock:
             if podman("network", "exists", name, check=False).returncode != 0:
                 args = ["network", "create", "--driver", "bridge", "--subnet", subnet["cidr"]]
@@ -187,7 +187,7 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         return name, ip
 
     # ------------------------------------------------------------ lifecycle
-    def spawn(
+    def spawn(  # noqa: PLR0917 - nova virt driver interface
         self,
         context,
         instance,
@@ -231,9 +231,9 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
                 )
             status = self._status(instance)
             if status != "running":
-                raise PodmanError("container %s is %s right after start" % (name, status))
+                raise PodmanError(f"container {name} is {status} right after start")
             if ip and self.conf.ssh_wait > 0 and not wait_ssh(ip, self.conf.ssh_wait):
-                raise PodmanError("sshd of %s did not answer at %s:22 within %ss" % (name, ip, self.conf.ssh_wait))
+                raise PodmanError(f"sshd of {name} did not answer at {ip}:22 within {self.conf.ssh_wait}s")
             if not power_on:
                 podman("stop", "-t", "10", name)
         except Exception:
@@ -255,12 +255,14 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         )
         LOG.info("spawned %s from %s at %s in %.2fs", name, ref, ip, time.monotonic() - started, instance=instance)
 
-    def destroy(self, context, instance, network_info, block_device_info=None, destroy_disks=True, destroy_secrets=True):
+    def destroy(  # noqa: PLR0917 - nova virt driver interface
+        self, context, instance, network_info, block_device_info=None, destroy_disks=True, destroy_secrets=True
+    ):
         podman("rm", "-f", "-t", "5", self._name(instance), check=False)
         if instance.uuid in self.instances:
             super().destroy(context, instance, network_info, block_device_info, destroy_disks, destroy_secrets)
 
-    def cleanup(
+    def cleanup(  # noqa: PLR0917 - nova virt driver interface
         self,
         context,
         instance,
@@ -277,11 +279,11 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         self._require(instance)
         podman("stop", "-t", str(timeout or 10), self._name(instance))
 
-    def power_on(self, context, instance, network_info, block_device_info=None, accel_info=None, share_info=None):
+    def power_on(self, context, instance, network_info, block_device_info=None, accel_info=None, share_info=None):  # noqa: PLR0917 - nova virt driver interface
         self._require(instance)
         podman("start", self._name(instance))
 
-    def reboot(
+    def reboot(  # noqa: PLR0917 - nova virt driver interface
         self,
         context,
         instance,
@@ -310,16 +312,16 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
             "ps",
             "-a",
             "--filter",
-            "label=%s=%s" % (LABEL_DIR, self.conf.lab_dir),
+            f"label={LABEL_DIR}={self.conf.lab_dir}",
             "--filter",
-            "label=%s=instance" % LABEL_ROLE,
+            f"label={LABEL_ROLE}=instance",
             "--format",
-            '{{index .Labels "%s"}}' % LABEL_INSTANCE,
+            f'{{{{index .Labels "{LABEL_INSTANCE}"}}}}',
         )
         return [u for u in proc.stdout.split() if u]
 
     def list_instances(self):
-        return ["%s%s" % (self.conf.network_prefix, u) for u in self.list_instance_uuids()]
+        return [f"{self.conf.network_prefix}{u}" for u in self.list_instance_uuids()]
 
     def get_console_output(self, context, instance):
         name = self._name(instance)
@@ -330,6 +332,38 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
 
     def get_host_ip_addr(self):
         return CONF.my_ip
+
+    def manage_image_cache(self, context, all_instances):
+        """Periodic ([image_cache] manager_interval): remove snapshot images whose
+        Glance image is gone and that no container uses."""
+        rows = podman(
+            "images",
+            "--filter",
+            f"label={LABEL_DIR}={self.conf.lab_dir}",
+            "--filter",
+            f"label={LABEL_ROLE}=snapshot",
+            "--format",
+            f'{{{{.Id}}}} {{{{index .Labels "{LABEL_IMAGE}"}}}}',
+            check=False,
+        ).stdout.split("\n")
+        used = set(podman("ps", "-a", "--format", "{{.ImageID}}", check=False).stdout.split())
+        for row in rows:
+            if not row.strip():
+                continue
+            podman_id, _, image_id = row.partition(" ")
+            if podman_id in used or any(u.startswith(podman_id) or podman_id.startswith(u) for u in used):
+                continue
+            try:
+                meta = nova_glance.API().get(context, image_id)
+                if meta.get("status") not in ("deleted", "killed"):
+                    continue
+            except exception.ImageNotFound:
+                pass
+            except Exception:  # Glance unreachable: keep the image, labctl up reconciles too
+                LOG.exception("cannot tell whether Glance image %s still exists", image_id)
+                continue
+            LOG.info("removing podman image %s of deleted Glance image %s", podman_id, image_id)
+            podman("rmi", podman_id, check=False)
 
     # ------------------------------------------------------------ snapshot
     def snapshot(self, context, instance, image_id, update_task_state):
@@ -343,20 +377,20 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         self._require(instance)
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
         started = time.monotonic()
-        ref = "%s:%s" % (SNAPSHOT_REPO, image_id)
+        ref = f"{SNAPSHOT_REPO}:{image_id}"
         labels = [
             "--change",
-            "LABEL %s=%s" % (LABEL_DIR, self.conf.lab_dir),
+            f"LABEL {LABEL_DIR}={self.conf.lab_dir}",
             "--change",
-            "LABEL %s=%s" % (LABEL_CLOUD, self.conf.cloud_id),
+            f"LABEL {LABEL_CLOUD}={self.conf.cloud_id}",
             "--change",
-            "LABEL %s=snapshot" % LABEL_ROLE,
+            f"LABEL {LABEL_ROLE}=snapshot",
             "--change",
-            "LABEL %s=%s" % (LABEL_IMAGE, image_id),
+            f"LABEL {LABEL_IMAGE}={image_id}",
         ]
         # podman 4.3's commit has no --label: --change 'LABEL k=v'
         podman("commit", "--pause=false", "-q", *labels, self._name(instance), ref)
-        sysprep = "%ssysprep-%s" % (self.conf.network_prefix, image_id)
+        sysprep = f"{self.conf.network_prefix}sysprep-{image_id}"
         podman("create", "--name", sysprep, *self._labels("sysprep"), ref, "/sbin/init")
         try:
             root = pathlib.Path(podman("mount", sysprep).stdout.strip())

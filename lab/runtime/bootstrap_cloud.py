@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import json
 import sys
+import time
 
 import openstack
 
@@ -37,8 +38,11 @@ MANIFEST_KIND = "monoscape-lab-podman-image/1"
 PUBLIC_CIDR = "203.0.113.0/24"  # TEST-NET-3: floating IPs exist at API level only
 
 
+T0 = time.monotonic()
+
+
 def changed(kind, name, **extra):
-    print(json.dumps({"changed": kind, "name": name, **extra}), flush=True)
+    print(json.dumps({"changed": kind, "name": name, "t": round(time.monotonic() - T0, 1), **extra}), flush=True)
 
 
 def connect(secrets):
@@ -132,7 +136,7 @@ def networks(conn, cidr):
 def image(conn, ref, image_id):
     """`debian-12` maps to the podman image `ref` through a small manifest (the
     image data) that the lab's compute driver reads."""
-    current = [i for i in conn.image.images(name=IMAGE_NAME, owner=conn.current_project_id)]
+    current = list(conn.image.images(name=IMAGE_NAME, owner=conn.current_project_id))
     keep = [i for i in current if i.properties.get(IMAGE_PROPERTY) == ref and i.status == "active"]
     if not keep:
         manifest = json.dumps({"kind": MANIFEST_KIND, "podman_image": ref, "podman_image_id": image_id}).encode()
@@ -154,7 +158,18 @@ def image(conn, ref, image_id):
             changed("image-deleted", old.id)
 
 
-def aggregates(conn):
+def aggregates(conn, timeout=300):
+    """Once both nova-compute services have registered: one aggregate (and
+    availability zone) per compute host."""
+    deadline = time.monotonic() + timeout
+    wanted = {host for _, host, _ in AGGREGATES}
+    while True:
+        hosts = {s.host for s in conn.compute.services(binary="nova-compute")}
+        if wanted <= hosts:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"compute services {sorted(wanted - hosts)} did not register within {timeout}s")
+        time.sleep(1)
     for name, host, zone in AGGREGATES:
         agg = next((a for a in conn.compute.aggregates() if a.name == name), None)
         if agg is None:
