@@ -15,7 +15,7 @@ import threading
 import time
 
 from . import LabError, configs, install, procs
-from .podman import Podman
+from .podman import LABEL_ROLE, Podman
 from .settings import (
     CONTROL_HOST,
     FAKE_HOST,
@@ -378,15 +378,16 @@ class Lab:
         if restart:
             self.say(f"lab plugins changed: restarting {', '.join(restart)}")
             self.stop(restart)
+        compute = BY_NAME["nova-compute-podman"]
         if not todo:
+            self.reconcile_podman(state, compute_running=True)
             self.say("all services already running")
             self.check_nova(since=None)
             return
         self.say(f"starting {', '.join(svc.name for svc in todo)}")
         infra = {svc.name: self.start(svc) for svc in todo if svc.kind == "infra"}
         self.wait({n: p for n, p in infra.items() if n == "mariadb"})
-        if any(svc.host == PODMAN_HOST and svc.binary == "nova-compute" for svc in todo):
-            self.reconcile_podman(state)
+        self.reconcile_podman(state, compute_running=compute not in todo)
         self.wait({n: p for n, p in infra.items() if n != "mariadb"})
         since = _now_utc()
         rest = {svc.name: self.start(svc) for svc in todo if svc.kind != "infra"}
@@ -402,12 +403,22 @@ class Lab:
             if svc.kind == "nova" and not self.heartbeat(svc, since):
                 raise LabError(f"{svc.name} runs but has not reported to nova in 60s", self.s.log(svc.name))
 
-    def reconcile_podman(self, state):
-        """Remove podman objects of this lab that the cloud does not know."""
-        instances = set((self.sql_value("SELECT uuid FROM nova.instances WHERE deleted=0") or "").split())
-        networks = set((self.sql_value("SELECT id FROM neutron.networks") or "").split())
-        images = set((self.sql_value("SELECT id FROM glance.images WHERE deleted=0") or "").split())
+    def reconcile_podman(self, state, compute_running):
+        """Remove podman objects of this lab that the cloud does not know (a
+        snapshot's sysprep container only while no nova-compute could be using it)."""
+        known = [
+            self.sql_value("SELECT uuid FROM nova.instances WHERE deleted=0"),
+            self.sql_value("SELECT id FROM neutron.networks"),
+            self.sql_value("SELECT id FROM glance.images WHERE deleted=0"),
+        ]
+        if None in known:  # never guess: without the databases nothing is an orphan
+            self.note("reconcile skipped: the databases did not answer")
+            return
+        instances, networks, images = (set(rows.split()) for rows in known)
         containers, nets, imgs = self.podman.orphans(state.get("cloud_id"), instances, networks, images)
+        if compute_running:
+            sysprep = {c["name"] for c in self.podman.containers() if c["labels"].get(LABEL_ROLE) == "sysprep"}
+            containers = [c for c in containers if c not in sysprep]
         if containers or nets or imgs:
             self.say(f"removing leftovers: {len(containers)} containers, {len(nets)} networks, {len(imgs)} images")
             self.podman.remove_containers(containers)

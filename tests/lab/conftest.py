@@ -22,33 +22,13 @@ import json
 import os
 import pathlib
 import secrets
-import shlex
 import subprocess
 import time
 
 import openstack
 import openstack.config
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-LABCTL = ROOT / "lab" / "labctl"
-ADMIN_CLOUD = "lab-admin"
-
-
-def labctl(*args, env=None, timeout=900, check=False):
-    proc = subprocess.run([str(LABCTL), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    if check and proc.returncode:
-        pytest.fail(f"labctl {' '.join(args)} failed: {proc.stderr.strip()}", pytrace=False)
-    return proc
-
-
-def parse_exports(text):
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            values[key] = shlex.split(value)[0] if value else ""
-    return values
+from lab_helpers import ADMIN_CLOUD, labctl, parse_exports
 
 
 def connect(clouds_yaml, cloud):
@@ -62,7 +42,10 @@ def lab_env():
     proc = labctl("wait", "--timeout", timeout, timeout=float(timeout) + 60)
     if proc.returncode:
         pytest.fail(f"the lab cloud is not up: {proc.stderr.strip()}", pytrace=False)
-    return parse_exports(labctl("env", check=True).stdout)
+    proc = labctl("env")
+    if proc.returncode:
+        pytest.fail(f"labctl env failed: {proc.stderr.strip()}", pytrace=False)
+    return parse_exports(proc.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,11 @@ import subprocess
 import time
 
 import pytest
+from lab_helpers import podman
 
 PODMAN_LABEL_DIR = "monoscape.lab.dir"
 # podman's molecule pool (scripts/test-hosts.sh containers.conf)
 MOLECULE_POOL = ipaddress.ip_network("10.89.60.0/22")
-
-
-def podman(*args):
-    env = dict(os.environ, CONTAINERS_CONF=os.path.expanduser("~/.cache/monoscape/containers.conf"))
-    return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, check=False)
 
 
 def container_of(server_id):
