@@ -17,7 +17,7 @@ _MARKER_DIRS = {"unit", "lint", "molecule", "lab"}
 # break and repair the shared lab) last. scripts/test.sh starts the lab in the
 # background, so it comes up while the other tests run.
 _ORDER = {"lint": 0, "unit": 1, "molecule": 2, "lab": 3}
-_LAST_IN_LAB = "test_labctl.py"
+_LAST_IN_LAB = "test_labctl_faults.py"
 
 
 def pytest_collection_modifyitems(items):
