@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import LabError, procs
-from .cloud import SERVICES, Lab
+from .cloud import SERVICES, Lab, now_utc
 from .settings import ADMIN_CLOUD, Settings
 
 USAGE = """labctl up [--no-install] | down [--purge] | status | wait [--timeout S] | env
@@ -124,10 +124,9 @@ def cmd_restart(lab, args):
         return 2
     with lab.lock("restart"):
         lab.stop(names)
-        since = time.gmtime()
-        del since
-        started = {n: lab.start(svc) for svc in SERVICES for n in names if svc.name == n}
-        lab.wait(started, since=None)
+        since = now_utc()
+        started = {svc.name: lab.start(svc) for svc in SERVICES if svc.name in names}
+        lab.wait(started, since=since)
     return 0
 
 

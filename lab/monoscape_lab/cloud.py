@@ -66,7 +66,7 @@ WSGI_APPS = {
 START_TIMEOUT = {"infra": 90, "api": 180, "nova": 240}
 
 
-def _now_utc():
+def now_utc():
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
 
 
@@ -389,7 +389,7 @@ class Lab:
         self.wait({n: p for n, p in infra.items() if n == "mariadb"})
         self.reconcile_podman(state, compute_running=compute not in todo)
         self.wait({n: p for n, p in infra.items() if n != "mariadb"})
-        since = _now_utc()
+        since = now_utc()
         rest = {svc.name: self.start(svc) for svc in todo if svc.kind != "infra"}
         self.wait(rest, since=since)
         if state.get("image") != s.image:
@@ -456,7 +456,7 @@ class Lab:
         self.databases()
         self.keystone_bootstrap(pw)
         self.wait({n: p for n, p in infra.items() if n != "mariadb"})
-        since = _now_utc()
+        since = now_utc()
         started = {svc.name: self.start(svc) for svc in SERVICES if svc.kind == "api"}
         self.wait({"keystone": started["keystone"]})
         self.bootstrap("identity")
