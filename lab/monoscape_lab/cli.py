@@ -1,6 +1,7 @@
 """labctl: the lab cloud's one command (see lab/README.md)."""
 
 import argparse
+import contextlib
 import os
 import shlex
 import subprocess
@@ -166,10 +167,20 @@ def parser():
     return p
 
 
+def echo(line):
+    """Progress goes to stdout; a closed stdout (`labctl up | head`) must not
+    interrupt the work: the line is in labctl.log anyway."""
+    try:
+        print(line, flush=True)
+    except (BrokenPipeError, ValueError):
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
-        lab = Lab(Settings.from_env())
+        lab = Lab(Settings.from_env(), echo=echo)
         return args.func(lab, args)
     except LabError as err:
         print(f"labctl: error: {err.one_line()}", file=sys.stderr)
