@@ -45,19 +45,22 @@ def cmd_status(lab, args):
 
 def cmd_wait(lab, args):
     """Wait for an `up` in progress (e.g. started in the background), then
-    check that every service answers. Fails at once if no `up` runs and the lab
-    is down."""
+    check that every service answers. Fails within seconds if no `up` runs and
+    the lab is down."""
     deadline = time.monotonic() + args.timeout
-    while lab.busy():
-        if time.monotonic() > deadline:
-            print(
-                f"labctl: error: `labctl up` still running after {args.timeout}s; see {lab.s.labctl_log}",
-                file=sys.stderr,
-            )
-            return 1
+    grace = time.monotonic() + min(10, args.timeout)  # an `up` started just before may not hold the lock yet
+    while True:
+        while lab.busy():
+            if time.monotonic() > deadline:
+                msg = f"`labctl up` still running after {args.timeout}s; see {lab.s.labctl_log}"
+                print(f"labctl: error: {msg}", file=sys.stderr)
+                return 1
+            time.sleep(1)
+        rows = lab.status()
+        down = [svc.name for svc, _, ok in rows if not ok]
+        if not down or time.monotonic() > grace:
+            break
         time.sleep(1)
-    rows = lab.status()
-    down = [svc.name for svc, _, ok in rows if not ok]
     if down or not lab.s.clouds_yaml.exists():
         last = ""
         if lab.s.labctl_log.exists():

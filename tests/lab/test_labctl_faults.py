@@ -193,12 +193,19 @@ def test_the_lab_recovers_from_a_crash_of_all_its_processes(lab_project, lab_ssh
     server = conn.compute.wait_for_server(server, interval=0.3, wait=180)
     ip = server.addresses["private"][0]["addr"]
     lab_ssh.wait(ip)
-    for name in SERVICES:
-        for pid in status()[name][1]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60  # settled: no task running, power state recorded
+    while time.monotonic() < deadline:
+        server = conn.compute.get_server(server.id)
+        if server.task_state is None and server.power_state == 1:
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    pids = [pid for _, service_pids in status().values() for pid in service_pids]
+    for pid in pids:  # all at once, like a power cut of the control plane
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     time.sleep(1)
-    assert all(not pids for _, pids in status().values())
+    assert all(not left for _, left in status().values())
     started = time.monotonic()
     proc = labctl("up", timeout=600)
     assert proc.returncode == 0, proc.stderr

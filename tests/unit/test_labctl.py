@@ -238,7 +238,7 @@ def test_labctl_status_of_a_lab_that_never_ran_exits_3(tmp_path):
     assert proc.returncode == 3
     assert "0/12 services up" in proc.stdout
     wait = subprocess.run(
-        [str(ROOT / "lab" / "labctl"), "wait", "--timeout", "5"], capture_output=True, text=True, env=env, check=False
+        [str(ROOT / "lab" / "labctl"), "wait", "--timeout", "1"], capture_output=True, text=True, env=env, check=False
     )
     assert wait.returncode == 1
     assert "the lab is not up" in wait.stderr and len(wait.stderr.strip().splitlines()) == 1
