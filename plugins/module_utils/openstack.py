@@ -380,7 +380,7 @@ class OpenStackModule:
         return found
 
     # ------------------------------------------------------------------ identity lookups
-    def domain_id(self, name_or_id):
+    def domain_id(self, name_or_id, required=True):
         """Id of a Keystone domain given by name or id. Accounts that may not
         read domains (non-admins) get the value back unchanged, taken as an id."""
         if not name_or_id:
@@ -390,6 +390,8 @@ class OpenStackModule:
         except sdk_exc.ForbiddenException:
             return name_or_id
         if domain is None:
+            if not required:
+                return None
             raise ModuleFailure(f"unknown domain {name_or_id!r}; 'default' is the usual one")
         return domain.id
 
@@ -398,7 +400,9 @@ class OpenStackModule:
         caller's own projects when listing projects is not allowed."""
         if not name_or_id:
             return self.conn.current_project_id
-        domain_id = self.domain_id(domain)
+        domain_id = self.domain_id(domain, required)
+        if domain and domain_id is None:
+            return None
         query = {"domain_id": domain_id} if domain_id else {}
         try:
             project = self.call(self.conn.identity.find_project, name_or_id, ignore_missing=True, **query)
@@ -419,7 +423,9 @@ class OpenStackModule:
         when ``name_or_id`` is empty or is the caller's name."""
         if not name_or_id:
             return self.conn.current_user_id
-        domain_id = self.domain_id(domain)
+        domain_id = self.domain_id(domain, required)
+        if domain and domain_id is None:
+            return None
         query = {"domain_id": domain_id} if domain_id else {}
         try:
             user = self.call(self.conn.identity.find_user, name_or_id, ignore_missing=True, **query)

@@ -168,8 +168,12 @@ class Ec2CredentialsModule(OpenStackModule):
         }
 
     def run(self):
-        user_id = self.user_id(self.params["user"], self.params["user_domain"])
-        project_id = self.project_id(self.params["project"], self.params["project_domain"])
+        # deleting the credentials of a user or project that is gone is already done
+        required = self.params["state"] == "present"
+        user_id = self.user_id(self.params["user"], self.params["user_domain"], required)
+        project_id = self.project_id(self.params["project"], self.params["project_domain"], required)
+        if user_id is None or project_id is None:
+            return {"changed": False, "deleted": []}
         access, secret = self.params["access"], self.params["secret"]
         pairs = self.pairs(user_id, project_id)
         keys = [p["access"] for p in pairs]

@@ -132,22 +132,29 @@ class RoleAssignmentModule(OpenStackModule):
 
     def run(self):
         identity = self.conn.identity
-        role = self.find("role", identity.find_role, self.params["role"], listing=identity.roles)
-        ids = {"role_id": role.id, "user_id": None, "group_id": None, "project_id": None, "domain_id": None}
+        # revoking from something that does not exist is already done
+        required = self.params["state"] == "present"
+        ids = {"role_id": None, "user_id": None, "group_id": None, "project_id": None, "domain_id": None}
+        role = self.find("role", identity.find_role, self.params["role"], listing=identity.roles, required=required)
         if self.params["user"]:
-            ids["user_id"] = self.user_id(self.params["user"], self.params["user_domain"])
+            ids["user_id"] = self.user_id(self.params["user"], self.params["user_domain"], required)
             actor = f"users/{ids['user_id']}"
         else:
-            domain_id = self.domain_id(self.params["user_domain"])
-            group = self.find("group", identity.find_group, self.params["group"], domain_id=domain_id)
-            ids["group_id"] = group.id
-            actor = f"groups/{group.id}"
+            domain_id = self.domain_id(self.params["user_domain"], required)
+            group = domain_id and self.find(
+                "group", identity.find_group, self.params["group"], required=required, domain_id=domain_id
+            )
+            ids["group_id"] = group.id if group else None
+            actor = f"groups/{ids['group_id']}"
         if self.params["project"]:
-            ids["project_id"] = self.project_id(self.params["project"], self.params["project_domain"])
+            ids["project_id"] = self.project_id(self.params["project"], self.params["project_domain"], required)
             target = f"projects/{ids['project_id']}"
         else:
-            ids["domain_id"] = self.domain_id(self.params["domain"])
+            ids["domain_id"] = self.domain_id(self.params["domain"], required)
             target = f"domains/{ids['domain_id']}"
+        if role is None or not (ids["user_id"] or ids["group_id"]) or not (ids["project_id"] or ids["domain_id"]):
+            return {"changed": False, "assignment": ids}
+        ids["role_id"] = role.id
 
         query = {"role_id": role.id}
         query["user_id" if ids["user_id"] else "group_id"] = ids["user_id"] or ids["group_id"]

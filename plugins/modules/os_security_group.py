@@ -216,20 +216,22 @@ def describe(rule):
 
 
 def existing_key(rule):
-    protocol = norm_protocol(rule.get("protocol"))
-    if protocol == "icmp" and rule.get("ethertype") == "IPv6":
+    """The normalised tuple of a Neutron rule (an SDK SecurityGroupRule)."""
+    ethertype = getattr(rule, "ether_type", None)
+    protocol = norm_protocol(rule.protocol)
+    if protocol == "icmp" and ethertype == "IPv6":
         protocol = "ipv6-icmp"
-    low, high = rule.get("port_range_min"), rule.get("port_range_max")
+    low, high = rule.port_range_min, rule.port_range_max
     if protocol in PORTED and low is not None and high is None:
         high = low
     return (
-        rule.get("direction"),
-        rule.get("ethertype"),
+        rule.direction,
+        ethertype,
         protocol,
         low,
         high,
-        norm_prefix(rule.get("remote_ip_prefix"), None),
-        rule.get("remote_group_id"),
+        norm_prefix(rule.remote_ip_prefix, None),
+        rule.remote_group_id,
     )
 
 
@@ -442,7 +444,7 @@ class SecurityGroupModule(OpenStackModule):
         attrs = {
             "security_group_id": group.id,
             "direction": direction,
-            "ethertype": ethertype,
+            "ether_type": ethertype,
             "protocol": protocol,
             "port_range_min": low,
             "port_range_max": high,

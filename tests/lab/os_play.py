@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 
 import yaml
 
@@ -28,6 +29,7 @@ class Play:
             PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
         )
         self.count = 0
+        self.timings = []
 
     def __call__(self, cloud, tasks, check_mode=False, verbose=True):
         self.count += 1
@@ -59,7 +61,9 @@ class Play:
         path = self.workdir / f"play-{self.count}.yml"
         path.write_text(yaml.safe_dump(play, sort_keys=False))
         cmd = ["ansible-playbook", "-i", "localhost,", str(path)] + (["-v"] if verbose else [])
+        started = time.monotonic()
         proc = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, check=False, timeout=1200)
+        self.timings.append((self.count, [name for name, _ in tasks], round(time.monotonic() - started, 1)))
         if not results.exists():
             raise AssertionError(
                 f"ansible-playbook did not finish ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

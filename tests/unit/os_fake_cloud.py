@@ -392,7 +392,7 @@ class Network(Base):
         group = Res(id=new_id(), name=name, description=description, project_id=project_id or self.cloud.project_id)
         self.groups_[group.id] = group
         for ethertype in ("IPv4", "IPv6"):  # Neutron's default egress rules
-            self._add_rule(security_group_id=group.id, direction="egress", ethertype=ethertype)
+            self._add_rule(security_group_id=group.id, direction="egress", ether_type=ethertype)
         return group
 
     def update_security_group(self, group_id, **attrs):
@@ -422,6 +422,7 @@ class Network(Base):
 
     def create_security_group_rule(self, **attrs):
         self._record("create_security_group_rule")
+        assert "ethertype" not in attrs, "the SDK attribute is ether_type"
         attrs.pop("project_id", None)
         attrs.pop("description", None)
         return self._add_rule(**attrs)

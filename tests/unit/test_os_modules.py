@@ -615,3 +615,16 @@ def test_snapshot_absent(run, cloud, builder):
     run(os_server_snapshot, {"server": "builder", "name": "golden"})
     assert run(os_server_snapshot, {"name": "golden", "state": "absent"})["changed"]
     assert not run(os_server_snapshot, {"name": "golden", "state": "absent"})["changed"]
+
+
+def test_revoking_from_what_is_gone_is_a_no_op(run, cloud):
+    """Teardown runs twice: the second finds the user/project/role gone and changes nothing."""
+    absent = {"state": "absent"}
+    assert not run(os_role_assignment, {"user": "ghost", "project": "admin", "role": "member", **absent})["changed"]
+    assert not run(os_role_assignment, {"user": "admin", "project": "gone", "role": "member", **absent})["changed"]
+    assert not run(os_role_assignment, {"user": "admin", "project": "admin", "role": "nope", **absent})["changed"]
+    assert not run(os_ec2_credentials, {"user": "ghost", "project": "admin", **absent})["changed"]
+    assert not run(os_ec2_credentials, {"user": "admin", "project": "gone", **absent})["changed"]
+    assert cloud.calls.mutations() == []
+    # but granting needs them to exist
+    assert run(os_role_assignment, {"user": "ghost", "project": "admin", "role": "member"})["failed"]
