@@ -16,7 +16,7 @@ class Play:
     """``play(cloud, [(name, task), ...])`` runs the tasks in one playbook with
     ``module_defaults: group/monoscape.paas.openstack: {cloud: ...}``; each task is
     registered under its name with ``ignore_errors`` (a test decides what must
-    fail). Returns ``(results, proc)``."""
+    fail). A task may carry its own ``check_mode``. Returns ``(results, proc)``."""
 
     def __init__(self, workdir, clouds_yaml):
         self.workdir = pathlib.Path(workdir)
@@ -69,6 +69,18 @@ class Play:
                 f"ansible-playbook did not finish ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
             )
         return json.loads(results.read_text()), proc
+
+
+def twice(tasks):
+    """The tasks, then the same tasks again: names get _1 and _2."""
+    return [(f"{name}_{run}", task) for run in (1, 2) for name, task in tasks]
+
+
+def assert_idempotent(results, tasks):
+    """Each task of ``twice(tasks)`` changed on the first run and not on the second."""
+    for name, _ in tasks:
+        ok(results[f"{name}_1"], changed=True)
+        ok(results[f"{name}_2"], changed=False)
 
 
 def ok(result, changed=None):
