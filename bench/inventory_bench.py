@@ -123,7 +123,9 @@ class Fleet:
 
     def fill(self, project, count, image, flavor, network):
         have = len(self.servers(project.id))
-        conn = self.admin.connect_as_project(project.id)
+        auth = {**self.admin.config.config["auth"], "username": self.user, "password": self.password}
+        auth.update(project_name=project.name, project_id=None)
+        conn = openstack.connect(auth={k: v for k, v in auth.items() if v}, region_name="RegionOne")
         while have < count:
             batch = min(BATCH, count - have)
             conn.compute.create_server(
@@ -248,6 +250,17 @@ def static_inventory(listing):
     return {"all": {"hosts": hostvars, "children": groups}}
 
 
+def compat_shim(work):
+    """openstack.cloud 2.5.0 (in ansible 12.3.0) reads openstack.version.__version__, which
+    openstacksdk 4.x no longer imports with `import openstack`: the plugin fails with
+    "module 'openstack' has no attribute 'version'". A sitecustomize that imports it makes the
+    plugin run; it costs nothing extra (the plugin imports openstacksdk anyway)."""
+    shim = work / "oscloud-shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text("import openstack.version  # noqa: F401\n")
+    return shim
+
+
 class Runner:
     def __init__(self, work, clouds, env):
         self.work = work
@@ -265,6 +278,7 @@ class Runner:
                 work / "oscloud" / "openstack.yml",
                 ANSIBLE_COLLECTIONS_PATH=f"{openstack_cloud_collection()}:{ROOT / '.collections'}",
                 ANSIBLE_INVENTORY_ENABLED="openstack.cloud.openstack",
+                PYTHONPATH=str(compat_shim(work)),
             ),
             "static": self.inventory(work / "static.yml", ANSIBLE_INVENTORY_ENABLED="ansible.builtin.yaml"),
             "raw-list": (
