@@ -186,6 +186,8 @@ def workdir(tmp_path, cloud):
             "beta": entry("bob"),
             "badpass": entry("alice", BAD),
             "down": entry("alice", url="http://127.0.0.1:9/v3"),
+            # a region list needs openstacksdk's loader (the slow, complete path)
+            "gamma": {**entry("bob"), "regions": ["RegionOne"]},
         }
     }
     (tmp_path / "clouds.yaml").write_text(json.dumps(clouds))
@@ -295,6 +297,13 @@ def test_unknown_cloud_is_named(workdir, cloud):
     assert "cloud nosuch" in proc.stderr
 
 
+def test_entries_openstacksdk_must_read(workdir, cloud):
+    proc, data = inventory(workdir, {"clouds": ["gamma", "alpha"]})
+    assert proc.returncode == 0, proc.stderr
+    assert len(members(data, "cloud_gamma")) == 2
+    assert len(members(data, "cloud_alpha")) == 5
+
+
 def test_old_compute_api_fallback(workdir, cloud):
     cloud.refuse_microversion = True
     proc, data = inventory(workdir, {"clouds": ["beta"]})
@@ -345,3 +354,31 @@ def test_pick_address_options():
     only_v6 = {"net": [address("fd00::1", version=6)]}
     assert plugin.pick_address(only_v6)[0] == "fd00::1"
     assert plugin.pick_address(only_v6, only_ipv4=True)[0] is None
+
+
+def test_plain_clouds_yaml_entries_skip_openstacksdk():
+    entry = {
+        "auth": {"auth_url": "http://127.0.0.1:5000/v3", "username": "u", "password": GOOD, "tenant-name": "p"},
+        "region_name": "RegionOne",
+        "identity_api_version": 3,
+        "interface": "internal",
+    }
+    target = plugin.fast_target("c", entry)
+    assert (target.name, target.region_name, target.interface) == ("c", "RegionOne", "internal")
+    session = target.session()
+    assert type(session.auth).__module__ == "keystoneauth1.identity.v3.password"
+    assert session.auth.project_name == "p"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"profile": "vexxhost", "auth": {"username": "u"}},
+        {"auth": {"auth_url": "http://x/v3"}, "regions": ["a", "b"]},
+        {"auth": {"auth_url": "http://x/v3"}, "auth_type": "v3oidcpassword"},
+        {"auth": {"auth_url": "http://x/v2.0"}, "auth_type": "v3applicationcredential", "identity_api_version": 2},
+        {"region_name": "r"},
+    ],
+)
+def test_other_entries_go_through_openstacksdk(entry):
+    assert plugin.fast_target("c", entry) is None
