@@ -95,16 +95,24 @@ class Fleet:
         self.projects = [f"{prefix}-p{i}" for i in range(clouds)]
         self.user = f"{prefix}-user"
         self.per_project = [servers // clouds + (1 if i < servers % clouds else 0) for i in range(clouds)]
-        self.password = secrets.token_urlsafe(16)
+        # kept between runs: a new password would revoke the tokens of builds still in progress
+        self.secret_file = CACHE / "bench" / f"{prefix}.password"
+        self.password = self.secret_file.read_text().strip() if self.secret_file.exists() else None
 
     def ensure(self):
         identity = self.admin.identity
         member = identity.find_role("member", ignore_missing=False)
         user = identity.find_user(self.user, domain_id="default")
-        if user is None:
-            user = identity.create_user(name=self.user, domain_id="default", password=self.password)
-        else:
-            identity.update_user(user, password=self.password)
+        if user is None or self.password is None:
+            self.password = secrets.token_urlsafe(16)
+            self.secret_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.password)
+            if user is None:
+                user = identity.create_user(name=self.user, domain_id="default", password=self.password)
+            else:  # only when the password was lost: this revokes the user's tokens
+                identity.update_user(user, password=self.password)
         image = self.admin.image.find_image("debian-12", ignore_missing=False)
         flavor = min(self.admin.compute.flavors(), key=lambda f: (f.ram, f.vcpus))
         network = self.admin.network.find_network("private", ignore_missing=False)
@@ -202,6 +210,7 @@ class Fleet:
         user = identity.find_user(self.user, domain_id="default")
         if user is not None:
             identity.delete_user(user)
+        self.secret_file.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------- the variants
@@ -366,6 +375,7 @@ def main():
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--prefix", default="monoscape-bench")
     parser.add_argument("--keep", action="store_true", help="keep the servers for a later run")
+    parser.add_argument("--delete", action="store_true", help="only delete what an earlier --keep run left")
     args = parser.parse_args()
 
     env = dict(os.environ)
@@ -376,6 +386,9 @@ def main():
     auth_url = admin.config.config["auth"]["auth_url"]
     openstack_cloud_collection()
     fleet = Fleet(admin, args.prefix, args.clouds, args.servers)
+    if args.delete:
+        fleet.delete()
+        return
     started = time.monotonic()
     log(f"ensuring {args.servers} servers in AZ {AZ} over {args.clouds} projects")
     fleet.ensure()
