@@ -139,6 +139,7 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 NOVA_MICROVERSION = "2.47"  # flavor embedded with its name, still a 2017 API
+CACHE_SCHEMA = 2  # bump when lean_server() changes: old cache entries are then not read
 UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
 CONFIG_MARKER = b"openstack_servers"
 
@@ -150,10 +151,17 @@ def safe_group(name):
 
 
 def lean_server(server, cloud, region):
-    """The part of Nova's server document the inventory keeps (and caches)."""
+    """The part of Nova's server document the inventory keeps (and caches): small, because
+    ansible-inventory serialises every host's variables."""
     flavor = server.get("flavor") or {}
     image = server.get("image") or {}
-    return {
+    networks, fixed, floating = {}, [], []
+    for network, entries in (server.get("addresses") or {}).items():
+        for entry in entries:
+            address = entry.get("addr")
+            networks.setdefault(network, []).append(address)
+            (floating if entry.get("OS-EXT-IPS:type") == "floating" else fixed).append(address)
+    lean = {
         "id": server.get("id"),
         "name": server.get("name"),
         "status": server.get("status"),
@@ -165,25 +173,27 @@ def lean_server(server, cloud, region):
         "image_id": image.get("id") if isinstance(image, dict) else None,
         "key_name": server.get("key_name"),
         "metadata": server.get("metadata") or {},
-        "addresses": server.get("addresses") or {},
+        "networks": networks,
+        "fixed_ips": fixed,
+        "floating_ips": floating,
         "security_groups": sorted({g.get("name") for g in server.get("security_groups") or [] if g.get("name")}),
-        "created": server.get("created"),
-        "fault": (server.get("fault") or {}).get("message"),
     }
+    fault = (server.get("fault") or {}).get("message")
+    if fault:
+        lean["fault"] = fault
+    return lean
 
 
-def pick_address(addresses, private=False, only_ipv4=False):
-    """(ansible_host, fixed, floating) from Nova's addresses."""
-    fixed = floating = None
-    for entries in (addresses or {}).values():
-        for entry in entries:
-            if only_ipv4 and entry.get("version") != 4:
-                continue
-            kind = entry.get("OS-EXT-IPS:type", "fixed")
-            if kind == "floating" and floating is None:
-                floating = entry.get("addr")
-            elif kind != "floating" and (fixed is None or (entry.get("version") == 4 and ":" in fixed)):
-                fixed = entry.get("addr")
+def first_address(addresses, only_ipv4=False):
+    """The first IPv4 address, else (unless only_ipv4) the first IPv6 one."""
+    v4 = [a for a in addresses if ":" not in a]
+    return (v4 or ([] if only_ipv4 else list(addresses)) or [None])[0]
+
+
+def pick_address(server, private=False, only_ipv4=False):
+    """(ansible_host, fixed, floating) of a lean server."""
+    fixed = first_address(server.get("fixed_ips") or [], only_ipv4)
+    floating = first_address(server.get("floating_ips") or [], only_ipv4)
     host = fixed if private else (floating or fixed)
     return host, fixed, floating
 
@@ -460,7 +470,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return name
 
         for hostname, server in zip(self._hostnames(servers), servers, strict=True):
-            host, fixed, floating = pick_address(server["addresses"], private, only_ipv4)
+            host, fixed, floating = pick_address(server, private, only_ipv4)
             facts = dict(server, private_ip=fixed, public_ip=floating)
             inventory.add_host(hostname)
             inventory.set_variable(hostname, "openstack", facts)
@@ -488,6 +498,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             key: self.get_option(key)
             for key in ("clouds", "clouds_yaml_path", "all_projects", "server_filters", "api_timeout")
         }
+        options["schema"] = CACHE_SCHEMA
         digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
         return f"{self.get_cache_key(path)}_{digest}"
 

@@ -335,12 +335,15 @@ def test_safe_group(name, safe):
 
 
 def test_pick_address_options():
-    addresses = {"net": [address("fd00::1", version=6), address("10.0.0.1"), address("198.51.100.1", "floating")]}
-    assert plugin.pick_address(addresses) == ("198.51.100.1", "10.0.0.1", "198.51.100.1")
-    assert plugin.pick_address(addresses, private=True)[0] == "10.0.0.1"
-    only_v6 = {"net": [address("fd00::1", version=6)]}
+    nova = {"net": [address("fd00::1", version=6), address("10.0.0.1"), address("198.51.100.1", "floating")]}
+    lean = plugin.lean_server({"addresses": nova}, "c", "r")
+    assert lean["networks"] == {"net": ["fd00::1", "10.0.0.1", "198.51.100.1"]}
+    assert plugin.pick_address(lean) == ("198.51.100.1", "10.0.0.1", "198.51.100.1")
+    assert plugin.pick_address(lean, private=True)[0] == "10.0.0.1"
+    only_v6 = plugin.lean_server({"addresses": {"net": [address("fd00::1", version=6)]}}, "c", "r")
     assert plugin.pick_address(only_v6)[0] == "fd00::1"
     assert plugin.pick_address(only_v6, only_ipv4=True)[0] is None
+    assert "fault" not in lean
 
 
 def test_plain_clouds_yaml_entries_skip_openstacksdk():
