@@ -280,9 +280,10 @@ class Runner:
             ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
             NO_COLOR="1",
         )
+        ours = {"ANSIBLE_INVENTORY_ENABLED": "monoscape.paas.openstack_servers"}  # each variant: its plugin only
         self.commands = {
-            "ours-cold": self.inventory(work / "cold.openstack_servers.yml"),
-            "ours-cached": self.inventory(work / "cached.openstack_servers.yml"),
+            "ours-cold": self.inventory(work / "cold.openstack_servers.yml", **ours),
+            "ours-cached": self.inventory(work / "cached.openstack_servers.yml", **ours),
             "os-cloud": self.inventory(
                 work / "oscloud" / "openstack.yml",
                 ANSIBLE_COLLECTIONS_PATH=f"{openstack_cloud_collection()}:{ROOT / '.collections'}",
