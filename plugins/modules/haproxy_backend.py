@@ -32,7 +32,7 @@ short_description: Manage the servers of an HAProxy backend through the Runtime 
 version_added: "0.1.0"
 description:
   - Makes the membership of one HAProxy backend what is asked for, without a reload, through HAProxy's
-    Runtime API (the C(stats socket) at C(level admin)): adds servers with health checks, changes weights
+    Runtime API (the C(stats socket) at C(level admin)). It adds servers with health checks, changes weights
     and addresses, drains a server and waits until it has no session left, puts it in maintenance, deletes it.
   - Writes the resulting membership to the backend's configuration fragment (between marker lines) so that
     a later reload keeps it; the fragment is validated with I(validate) before it is written.
@@ -42,8 +42,8 @@ description:
   - The C(enabled) keyword is never used on C(add server) (on HAProxy 2.6 such a server looks UP but gets
     no traffic, and deleting it corrupts the backend).
   - Servers not listed are left alone unless I(purge=true).
-  - Several tasks may run at once against the same load balancer (e.g. nodes of a rolling batch
-    delegating to it): writes to the fragment are serialised with a lock on its folder, and each write
+  - Several tasks may run at once against the same load balancer, e.g. nodes of a rolling batch
+    delegating to it. Writes to the fragment are serialised with a lock on its folder, and each write
     reflects what HAProxy runs at that moment.
   - Needs HAProxy 2.6 or later (dynamic servers with health checks); fails with a clear message otherwise,
     and when the socket is missing, refuses connections or is not at C(level admin).
@@ -126,9 +126,9 @@ options:
     default: /run/haproxy/admin.sock
   timeout:
     description:
-      - Seconds to wait for each of these, when I(wait) is set; the module fails when one takes longer
-      - a drained server to have no session left; a ready server to pass its health checks; the backend
-        to appear in HAProxy.
+      - Seconds to wait, when I(wait) is set, for a drained server to have no session left, for a ready
+        server to pass its health checks, and for the backend to appear in HAProxy. The module fails when
+        one of these takes longer.
     type: int
     default: 60
   validate:
