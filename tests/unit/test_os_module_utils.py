@@ -9,10 +9,11 @@ import pytest
 import yaml
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
-from os_fake_cloud import FakeCloud, Response, run_module
 
 from ansible_collections.monoscape.paas.plugins.module_utils import openstack as base
 from ansible_collections.monoscape.paas.plugins.modules import os_project
+
+from .os_fake_cloud import FakeCloud, Response, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODULES = sorted(p for p in (ROOT / "plugins" / "modules").glob("os_*.py"))
