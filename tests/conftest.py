@@ -13,11 +13,24 @@ sys.path.insert(0, str(ROOT / ".collections"))
 _MARKER_DIRS = {"unit", "lint", "molecule", "lab"}
 
 
+# Run order: lint, unit, molecule, lab; within lab, labctl's fault tests (which
+# break and repair the shared lab) last. scripts/test.sh starts the lab in the
+# background, so it comes up while the other tests run.
+_ORDER = {"lint": 0, "unit": 1, "molecule": 2, "lab": 3}
+_LAST_IN_LAB = "test_labctl_faults.py"
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         parts = pathlib.Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in _MARKER_DIRS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+    def rank(item):
+        parts = pathlib.Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        return (_ORDER.get(parts[0], 1) if parts else 1, parts[-1] == _LAST_IN_LAB)
+
+    items.sort(key=rank)  # stable: file and definition order kept within a rank
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,32 @@
+"""Helpers shared by the lab tests and their fixtures (importable as
+`lab_helpers` from tests in tests/lab/)."""
+
+import os
+import pathlib
+import shlex
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+LABCTL = ROOT / "lab" / "labctl"
+ADMIN_CLOUD = "lab-admin"
+CONTAINERS_CONF = os.path.expanduser("~/.cache/monoscape/containers.conf")
+
+
+def labctl(*args, env=None, timeout=900):
+    """Run lab/labctl; returns the CompletedProcess (text)."""
+    return subprocess.run([str(LABCTL), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def parse_exports(text):
+    """`export KEY=value` lines (as printed by `labctl env`) -> dict."""
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            values[key] = shlex.split(value)[0] if value else ""
+    return values
+
+
+def podman(*args, check=False):
+    env = dict(os.environ, CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", CONTAINERS_CONF))
+    return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, check=check)
