@@ -48,5 +48,8 @@ lab-status: ## which lab services answer
 demo: setup packages ## the main job on the embedded lab (see README)
 	scripts/demo.sh
 
+bench: lab-up ## inventory plugin benchmark on the lab cloud: 500 servers, 3 clouds (a measurement, not a test)
+	python bench/inventory_bench.py
+
 clean: ## remove build output (caches under ~/.cache/monoscape stay)
 	rm -rf build .pytest_cache .ruff_cache

@@ -181,6 +181,11 @@ class Lab:
                 "300",
                 "--graceful-timeout",
                 "5",
+                # Nova asks Neutron for the ports of up to 150 servers in one GET (about 7 KB of
+                # query): gunicorn's default 4094-byte request line made server lists of >85
+                # servers fail with HTTP 500. 8190 is the largest finite limit (Apache's default).
+                "--limit-request-line",
+                "8190",
                 "--pythonpath",
                 LAB_ROOT / "runtime",
                 "--bind",

@@ -1,0 +1,520 @@
+# Copyright: Monoscape developers
+# Apache-2.0 (see galaxy.yml)
+
+DOCUMENTATION = r"""
+name: openstack_servers
+short_description: OpenStack servers of one or more clouds, grouped by Monoscape role, tenant and app
+description:
+  - Reads the servers of the clouds named in C(clouds.yaml) - all clouds in parallel, one detailed
+    server list call each (plus its token) - and adds them as hosts.
+  - Groups hosts by the server metadata C(monoscape_role), C(monoscape_tenant) and C(monoscape_app)
+    (C(role_<value>), C(tenant_<value>), C(app_<value>); comma-separated values give several groups),
+    by cloud (C(cloud_<name>)), and with the Constructable options O(compose), O(groups) and
+    O(keyed_groups).
+  - C(ansible_host) is the first floating IP, else the first fixed IP (O(private) and O(only_ipv4)
+    change that). Servers in C(ERROR) and servers without an address do not vanish - they go into the
+    O(error_group) / O(no_address_group) groups (and not into the metadata groups, so plays do not try
+    to reach them).
+  - Host names are the server names; servers sharing a name (in one cloud or across clouds) become
+    C(<name>-<first 8 characters of the id>) and a warning says so.
+  - A cloud that cannot be read fails the inventory (with the cloud's name and the reason) unless
+    O(allow_partial=true). Set C(any_unparsed_is_failed) in ansible.cfg so that a failed inventory
+    stops a playbook instead of running it on no hosts.
+  - The result can be cached (O(cache)); a cached run does not import openstacksdk at all.
+  - "Select it with a YAML file containing C(plugin: monoscape.paas.openstack_servers)."
+version_added: 0.1.0
+author: Monoscape developers
+requirements:
+  - openstacksdk (for reading clouds.yaml) and keystoneauth1, on the control node
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+options:
+  plugin:
+    description: Marks the file as a configuration of this plugin.
+    type: str
+    required: true
+    choices: [monoscape.paas.openstack_servers, openstack_servers]
+  all_projects:
+    description:
+      - List the servers of all projects (needs an admin account), instead of the project of each cloud entry.
+    type: bool
+    default: false
+  allow_partial:
+    description:
+      - When a cloud cannot be read, warn and return the hosts of the other clouds instead of failing.
+    type: bool
+    default: false
+  api_timeout:
+    description:
+      - Seconds before one HTTP request to a cloud times out.
+    type: int
+    default: 30
+  cloud_groups:
+    description:
+      - Put each host into C(cloud_<cloud name>).
+    type: bool
+    default: true
+  clouds:
+    description:
+      - Names of the C(clouds.yaml) entries to read. Empty means every cloud in C(clouds.yaml).
+    type: list
+    elements: str
+    default: []
+  clouds_yaml_path:
+    description:
+      - C(clouds.yaml) files searched before the standard locations.
+    type: list
+    elements: path
+    default: []
+    env:
+      - name: OS_CLIENT_CONFIG_FILE
+  error_group:
+    description:
+      - Group for servers in C(ERROR) status.
+    type: str
+    default: openstack_error
+  hostname:
+    description:
+      - What becomes the inventory host name - the server C(name) or its C(id).
+    type: str
+    choices: [id, name]
+    default: name
+  metadata_groups:
+    description:
+      - Server metadata keys that make groups, with the group name prefix of each. A server with
+        C(monoscape_role=node) goes into C(role_node).
+    type: dict
+    default:
+      monoscape_role: role
+      monoscape_tenant: tenant
+      monoscape_app: app
+  no_address_group:
+    description:
+      - Group for servers that have no IP address (yet).
+    type: str
+    default: openstack_no_address
+  only_ipv4:
+    description:
+      - Consider only IPv4 addresses for C(ansible_host).
+    type: bool
+    default: false
+  private:
+    description:
+      - Use the fixed (private) address for C(ansible_host) even when the server has a floating IP.
+    type: bool
+    default: false
+  server_filters:
+    description:
+      - Query parameters of Nova's server list (for example C(status), C(name) as a regular expression,
+        C(availability_zone)).
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+# inventory/openstack.yml - ansible-inventory -i inventory/openstack.yml --graph
+plugin: monoscape.paas.openstack_servers
+clouds: [monoscape]
+# plays target role_controller, role_node, tenant_acme, app_hello, ...
+keyed_groups:
+  - key: openstack.availability_zone
+    prefix: az
+compose:
+  ansible_user: "'root'"
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/monoscape/inventory
+cache_timeout: 300
+"""
+
+import hashlib
+import json
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+NOVA_MICROVERSION = "2.47"  # flavor embedded with its name, still a 2017 API
+CACHE_SCHEMA = 2  # bump when lean_server() changes: old cache entries are then not read
+UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
+CONFIG_MARKER = b"openstack_servers"
+
+
+def safe_group(name):
+    """A group name Ansible accepts without warnings: letters, digits and '_'."""
+    name = UNSAFE_GROUP_CHARS.sub("_", str(name))
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+def lean_server(server, cloud, region):
+    """The part of Nova's server document the inventory keeps (and caches): small, because
+    ansible-inventory serialises every host's variables."""
+    flavor = server.get("flavor") or {}
+    image = server.get("image") or {}
+    networks, fixed, floating = {}, [], []
+    for network, entries in (server.get("addresses") or {}).items():
+        for entry in entries:
+            address = entry.get("addr")
+            networks.setdefault(network, []).append(address)
+            (floating if entry.get("OS-EXT-IPS:type") == "floating" else fixed).append(address)
+    lean = {
+        "id": server.get("id"),
+        "name": server.get("name"),
+        "status": server.get("status"),
+        "cloud": cloud,
+        "region": region,
+        "project_id": server.get("tenant_id"),
+        "availability_zone": server.get("OS-EXT-AZ:availability_zone"),
+        "flavor": flavor.get("original_name") or flavor.get("name") or flavor.get("id"),
+        "image_id": image.get("id") if isinstance(image, dict) else None,
+        "key_name": server.get("key_name"),
+        "metadata": server.get("metadata") or {},
+        "networks": networks,
+        "fixed_ips": fixed,
+        "floating_ips": floating,
+        "security_groups": sorted({g.get("name") for g in server.get("security_groups") or [] if g.get("name")}),
+    }
+    fault = (server.get("fault") or {}).get("message")
+    if fault:
+        lean["fault"] = fault
+    return lean
+
+
+def first_address(addresses, only_ipv4=False):
+    """The first IPv4 address, else (unless only_ipv4) the first IPv6 one."""
+    v4 = [a for a in addresses if ":" not in a]
+    return (v4 or ([] if only_ipv4 else list(addresses)) or [None])[0]
+
+
+def pick_address(server, private=False, only_ipv4=False):
+    """(ansible_host, fixed, floating) of a lean server."""
+    fixed = first_address(server.get("fixed_ips") or [], only_ipv4)
+    floating = first_address(server.get("floating_ips") or [], only_ipv4)
+    host = fixed if private else (floating or fixed)
+    return host, fixed, floating
+
+
+def describe_error(exc):
+    """A one-line reason for a cloud that could not be read."""
+    name = type(exc).__name__
+    text = str(exc)
+    if name == "Unauthorized" or getattr(exc, "http_status", None) == 401:
+        return "authentication failed: the credentials in clouds.yaml were rejected"
+    if name in ("ConnectFailure", "ConnectTimeout"):
+        where = text.split(": HTTP", 1)[0].split(": (", 1)[0]
+        return f"cannot reach the API ({where}) - is the cloud running and auth_url right"
+    if name == "ConfigException" and "was not found" in text:
+        return f"{text} (not defined in clouds.yaml)"
+    return f"{name}: {text}"
+
+
+class Target:
+    """One cloud to read: its name, where its compute endpoint is, and how to get a session."""
+
+    def __init__(self, name, region_name, interface, session):
+        self.name = name
+        self.region_name = region_name
+        self.interface = interface
+        self.session = session
+
+
+def config_files(extra=None):
+    """clouds.yaml candidates, in openstacksdk's order (the first that exists wins)."""
+    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/xdg/openstack", "/etc/openstack"]
+    files = [os.path.join(d, f"clouds{suffix}") for d in dirs for suffix in (".yaml", ".yml", ".json")]
+    override = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    return [*(extra or []), *([override] if override else []), *files]
+
+
+def secure_files():
+    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/xdg/openstack", "/etc/openstack"]
+    files = [os.path.join(d, f"secure{suffix}") for d in dirs for suffix in (".yaml", ".yml", ".json")]
+    override = os.environ.get("OS_CLIENT_SECURE_FILE")
+    return [*([override] if override else []), *files]
+
+
+def merge(base, extra):
+    result = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+FAST_CLOUD_KEYS = {"auth", "auth_type", "region_name", "interface", "endpoint_type", "verify", "cacert", "cert", "key"}
+FAST_CLOUD_KEYS |= {"identity_api_version", "compute_api_version", "image_api_version", "network_api_version"}
+FAST_CLOUD_KEYS |= {"identity_interface", "api_timeout", "volume_api_version"}
+AUTH_ALIASES = {"tenant_name": "project_name", "tenant_id": "project_id"}
+
+
+def fast_target(name, entry):
+    """A Target for a plain clouds.yaml entry (password, token or application credential),
+    or None when the entry needs openstacksdk's loader."""
+    entry = {key.replace("-", "_"): value for key, value in (entry or {}).items()}
+    if set(entry) - FAST_CLOUD_KEYS or not isinstance(entry.get("auth"), dict):
+        return None
+    auth = {AUTH_ALIASES.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in entry["auth"].items()}
+    auth_url = str(auth.get("auth_url") or "")
+    v3 = str(entry.get("identity_api_version", "3")).startswith("3") and auth_url.rstrip("/").endswith("/v3")
+    kind = {
+        None: "password",
+        "password": "password",
+        "v3password": "password",
+        "token": "token",
+        "v3token": "token",
+        "v3applicationcredential": "appcred",
+        "applicationcredential": "appcred",
+    }.get(entry.get("auth_type"), "other")
+    if kind == "other" or (kind == "appcred" and not v3):
+        return None
+
+    def session():
+        import inspect  # noqa: PLC0415 - only when fetching
+
+        from keystoneauth1 import session as ks_session  # noqa: PLC0415
+        from keystoneauth1.identity import generic  # noqa: PLC0415
+        from keystoneauth1.identity import v3 as ks_v3  # noqa: PLC0415
+
+        cls = {
+            ("password", True): ks_v3.Password,
+            ("password", False): generic.Password,
+            ("token", True): ks_v3.Token,
+            ("token", False): generic.Token,
+            ("appcred", True): ks_v3.ApplicationCredential,
+        }[(kind, v3)]
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = set(auth) - accepted
+        if unknown:
+            raise ValueError(f"auth keys {', '.join(sorted(unknown))} are not understood for this auth_type")
+        verify = entry.get("cacert") or entry.get("verify", True)
+        cert = (entry["cert"], entry["key"]) if entry.get("cert") and entry.get("key") else entry.get("cert")
+        return ks_session.Session(auth=cls(**auth), verify=verify, cert=cert, app_name="monoscape.paas")
+
+    interface = entry.get("interface") or entry.get("endpoint_type") or "public"
+    return Target(name, entry.get("region_name"), interface, session)
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "monoscape.paas.openstack_servers"
+
+    def verify_file(self, path):
+        if not super().verify_file(path) or not path.endswith((".yml", ".yaml")):
+            return False
+        if path.endswith(("openstack_servers.yml", "openstack_servers.yaml")):
+            return True
+        try:
+            with open(path, "rb") as handle:
+                return CONFIG_MARKER in handle.read(4096)
+        except OSError:
+            return False
+
+    # ------------------------------------------------------------------ clouds.yaml
+    def _targets(self):
+        """(targets, failures): one target per cloud to read. Plain clouds.yaml entries are read
+        here with keystoneauth alone; anything fancier (profiles, region lists, other auth
+        plugins, OS_* variables only) goes through openstacksdk's own loader."""
+        fast = self._fast_targets()
+        return fast if fast is not None else self._sdk_targets()
+
+    def _fast_targets(self):
+        import yaml  # noqa: PLC0415 - PyYAML is an Ansible dependency; imported only when fetching
+
+        data = None
+        for path in config_files(self.get_option("clouds_yaml_path")):
+            if os.path.isfile(path):
+                try:
+                    with open(path) as handle:
+                        data = yaml.safe_load(handle)
+                except (OSError, yaml.YAMLError):
+                    return None  # let openstacksdk's loader report it
+                break
+        if not isinstance(data, dict) or not isinstance(data.get("clouds"), dict):
+            return None
+        secure = {}
+        for path in secure_files():
+            if os.path.isfile(path):
+                with open(path) as handle:
+                    secure = (yaml.safe_load(handle) or {}).get("clouds") or {}
+                break
+        clouds = data["clouds"]
+        names = self.get_option("clouds") or sorted(clouds)
+        targets, failures = [], []
+        for name in names:
+            if name not in clouds:
+                failures.append((name, f"not defined in clouds.yaml (defined: {', '.join(sorted(clouds)) or 'none'})"))
+                continue
+            target = fast_target(name, merge(clouds[name], secure.get(name) or {}))
+            if target is None:
+                return None
+            targets.append(target)
+        return targets, failures
+
+    def _sdk_targets(self):
+        from openstack.config import loader  # noqa: PLC0415 - the slow, complete path
+
+        files = list(self.get_option("clouds_yaml_path") or []) + list(loader.CONFIG_FILES)
+        config = loader.OpenStackConfig(config_files=files)
+        names = self.get_option("clouds") or config.get_cloud_names()
+        if not names:
+            raise AnsibleParserError(f"no clouds defined in clouds.yaml (searched {', '.join(files)})")
+        targets, failures = [], []
+        for name in names:
+            try:
+                region = config.get_one(cloud=name)
+            except Exception as exc:  # a bad entry is reported like an unreachable cloud
+                failures.append((name, describe_error(exc)))
+                continue
+            targets.append(
+                Target(
+                    name,
+                    region.get_region_name("compute"),
+                    region.get_interface("compute") or "public",
+                    region.get_session,
+                )
+            )
+        return targets, failures
+
+    # ------------------------------------------------------------------ fetching
+    def _fetch_cloud(self, target):
+        """Servers of one cloud: a token (with its catalog) and one detailed list call (more only
+        when Nova pages the answer)."""
+        session = target.session()
+        endpoint = session.get_endpoint(
+            service_type="compute", interface=target.interface, region_name=target.region_name
+        )
+        params = {key: str(value) for key, value in (self.get_option("server_filters") or {}).items()}
+        if self.get_option("all_projects"):
+            params["all_tenants"] = "1"
+        headers = {
+            "OpenStack-API-Version": f"compute {NOVA_MICROVERSION}",
+            "X-OpenStack-Nova-API-Version": NOVA_MICROVERSION,
+            "Accept": "application/json",
+        }
+        timeout = self.get_option("api_timeout")
+        url = endpoint.rstrip("/") + "/servers/detail"
+        servers = []
+        while url:
+            response = session.get(url, params=params, headers=headers, timeout=timeout, raise_exc=False)
+            if response.status_code == 406 and "OpenStack-API-Version" in headers:  # a cloud older than 2.47
+                headers = {"Accept": "application/json"}
+                continue
+            if response.status_code >= 400:
+                raise RuntimeError(f"GET {url} answered {response.status_code}: {response.text[:200]}")
+            body = response.json()
+            servers.extend(body.get("servers", []))
+            url = next((link["href"] for link in body.get("servers_links", []) if link.get("rel") == "next"), None)
+            params = None  # the next link carries the query
+        return [lean_server(server, target.name, target.region_name) for server in servers]
+
+    def _fetch(self):
+        if self.display.verbosity < 4:
+            # keystoneauth logs discovery fallbacks as warnings; they would land on stderr next to the JSON
+            for name in ("keystoneauth", "openstack"):
+                logging.getLogger(name).addHandler(logging.NullHandler())
+                logging.getLogger(name).propagate = False
+        targets, failures = self._targets()
+        servers = []
+        if targets:
+            with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+                futures = [(target.name, pool.submit(self._fetch_cloud, target)) for target in targets]
+                for name, future in futures:
+                    try:
+                        servers.extend(future.result())
+                    except Exception as exc:  # every cloud failure is reported by name below
+                        failures.append((name, describe_error(exc)))
+        if failures:
+            text = "; ".join(f"cloud {name}: {reason}" for name, reason in failures)
+            if not self.get_option("allow_partial"):
+                raise AnsibleParserError(
+                    f"cannot read servers - {text}. Fix the cloud, drop it from clouds, or set allow_partial: true"
+                )
+            self.display.warning(f"openstack_servers: skipped - {text}")
+        return servers
+
+    # ------------------------------------------------------------------ populating
+    def _hostnames(self, servers):
+        if self.get_option("hostname") == "id":
+            return [s["id"] for s in servers]
+        counts = {}
+        for server in servers:
+            counts[server["name"]] = counts.get(server["name"], 0) + 1
+        duplicates = sorted(n for n, c in counts.items() if c > 1)
+        if duplicates:
+            self.display.warning(
+                f"openstack_servers: several servers are named {', '.join(duplicates)}; they are listed as"
+                " <name>-<first 8 characters of the id>"
+            )
+        return [s["name"] if counts[s["name"]] == 1 else f"{s['name']}-{s['id'][:8]}" for s in servers]
+
+    def _populate(self, servers):
+        inventory = self.inventory
+        private, only_ipv4 = self.get_option("private"), self.get_option("only_ipv4")
+        metadata_groups = self.get_option("metadata_groups") or {}
+        cloud_groups = self.get_option("cloud_groups")
+        error_group = safe_group(self.get_option("error_group"))
+        no_address_group = safe_group(self.get_option("no_address_group"))
+        strict = self.get_option("strict")
+        compose, groups, keyed = self.get_option("compose"), self.get_option("groups"), self.get_option("keyed_groups")
+        known_groups = set()
+
+        def group(name):
+            if name not in known_groups:
+                inventory.add_group(name)
+                known_groups.add(name)
+            return name
+
+        for hostname, server in zip(self._hostnames(servers), servers, strict=True):
+            host, fixed, floating = pick_address(server, private, only_ipv4)
+            facts = dict(server, private_ip=fixed, public_ip=floating)
+            inventory.add_host(hostname)
+            inventory.set_variable(hostname, "openstack", facts)
+            if host:
+                inventory.set_variable(hostname, "ansible_host", host)
+            if cloud_groups:
+                inventory.add_child(group(safe_group(f"cloud_{server['cloud']}")), hostname)
+            if server["status"] == "ERROR":
+                inventory.add_child(group(error_group), hostname)
+            elif not host:
+                inventory.add_child(group(no_address_group), hostname)
+            else:
+                for key, prefix in metadata_groups.items():
+                    for value in str(server["metadata"].get(key) or "").split(","):
+                        if value.strip():
+                            inventory.add_child(group(safe_group(f"{prefix}_{value.strip()}")), hostname)
+            if compose or groups or keyed:
+                variables = {"facts": facts, "openstack": facts, "ansible_host": host}
+                self._set_composite_vars(compose, variables, hostname, strict=strict)
+                self._add_host_to_composed_groups(groups, variables, hostname, strict=strict)
+                self._add_host_to_keyed_groups(keyed, variables, hostname, strict=strict)
+
+    def _cache_key(self, path):
+        options = {
+            key: self.get_option(key)
+            for key in ("clouds", "clouds_yaml_path", "all_projects", "server_filters", "api_timeout")
+        }
+        options["schema"] = CACHE_SCHEMA
+        digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return f"{self.get_cache_key(path)}_{digest}"
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
+        self._read_config_data(path)
+        key = self._cache_key(path)
+        use_cache = self.get_option("cache")
+        servers = None
+        if use_cache and cache:
+            try:
+                servers = self._cache[key]
+            except KeyError:
+                servers = None
+        if servers is None:
+            servers = self._fetch()
+            if use_cache:
+                self._cache[key] = servers
+        self._populate(servers)

@@ -1,0 +1,288 @@
+"""The shared base of the os_* modules: retries, error messages, validation
+helpers, connection set-up, and that every module's documentation matches its
+argument spec (what ansible-doc shows is what the module accepts)."""
+
+import ast
+import pathlib
+
+import pytest
+import yaml
+from keystoneauth1 import exceptions as ks_exc
+from openstack import exceptions as sdk_exc
+
+from ansible_collections.monoscape.paas.plugins.module_utils import openstack as base
+from ansible_collections.monoscape.paas.plugins.modules import os_project
+
+from .os_fake_cloud import FakeCloud, Response, run_module
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MODULES = sorted(p for p in (ROOT / "plugins" / "modules").glob("os_*.py"))
+
+
+def http_error(status, message="boom"):
+    response = Response(status, {"error": {"message": message}})
+    try:
+        sdk_exc.raise_from_response(response)
+    except sdk_exc.HttpException as exc:
+        return exc
+    raise AssertionError("not an error status")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize(("status", "retriable"), [(409, True), (503, True), (500, True), (404, False), (400, False)])
+def test_retriable_statuses(status, retriable):
+    assert base.is_retriable(http_error(status)) is retriable
+
+
+def test_connection_failures_are_retriable():
+    assert base.is_retriable(ks_exc.ConnectFailure("refused"))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "must not be empty"),
+        (" web", "leading or trailing whitespace"),
+        ("a" * 65, "at most 64"),
+        ("we\tb", "control character"),
+        (42, "must be a string"),
+    ],
+)
+def test_check_text_refuses(value, message):
+    assert message in base.check_text("project name", value, max_len=64)
+
+
+def test_check_text_accepts_ordinary_names():
+    assert base.check_text("server name", "acme-node-1") is None
+
+
+def test_normalize_metadata_stringifies_scalars_and_refuses_nesting():
+    data, problem = base.normalize_metadata("metadata", {"a": True, "b": 3, "c": "x"})
+    assert problem is None
+    assert data == {"a": "true", "b": "3", "c": "x"}
+    _, problem = base.normalize_metadata("metadata", {"a": {"nested": 1}})
+    assert "must be a string" in problem
+    _, problem = base.normalize_metadata("metadata", {"k": "v" * 256})
+    assert "256 characters" in problem
+
+
+def test_names_hint_is_sorted_and_bounded():
+    assert base.names_hint(["b", "a", None, "a"]) == "a, b"
+    assert base.names_hint([]) == "none"
+    assert base.names_hint([f"n{i:02d}" for i in range(20)], limit=3) == "n00, n01, n02 … and 17 more"
+
+
+def test_connect_error_is_short():
+    exc = ks_exc.ConnectFailure(
+        "Unable to establish connection to http://127.0.0.1:5999/v3/auth/tokens: HTTPConnectionPool(host='x'):"
+        " Max retries exceeded ([Errno 111] Connection refused)"
+    )
+    assert (
+        base.connect_error(exc)
+        == "Unable to establish connection to http://127.0.0.1:5999/v3/auth/tokens (connection refused)"
+    )
+
+
+# ---------------------------------------------------------------------- retries
+
+
+class Flaky:
+    def __init__(self, failures, status=409):
+        self.failures = failures
+        self.status = status
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise http_error(self.status, "Cannot 'stop' instance while it is in task_state powering-on")
+        return "done"
+
+
+def make_module(monkeypatch, **params):
+    """An OpenStackModule instance without AnsibleModule (for call/wait tests)."""
+    module = base.OpenStackModule.__new__(base.OpenStackModule)
+    module.params = {"api_retries": 3, "timeout": 5, **params}
+
+    class Quiet:
+        def log(self, msg):
+            pass
+
+    module.ansible = Quiet()
+    monkeypatch.setattr(base.OpenStackModule, "retry_delay", 0)
+    monkeypatch.setattr(base.OpenStackModule, "poll_interval", 0)
+    return module
+
+
+def test_call_retries_conflicts_with_backoff_then_succeeds(monkeypatch):
+    module = make_module(monkeypatch)
+    flaky = Flaky(failures=2)
+    assert module.call(flaky) == "done"
+    assert flaky.calls == 3
+
+
+def test_call_gives_up_after_api_retries(monkeypatch):
+    module = make_module(monkeypatch, api_retries=1)
+    flaky = Flaky(failures=5, status=503)
+    with pytest.raises(sdk_exc.HttpException):
+        module.call(flaky)
+    assert flaky.calls == 2
+
+
+def test_call_does_not_retry_client_errors(monkeypatch):
+    module = make_module(monkeypatch)
+    flaky = Flaky(failures=5, status=404)
+    with pytest.raises(sdk_exc.NotFoundException):
+        module.call(flaky)
+    assert flaky.calls == 1
+
+
+def test_call_rechecks_a_create_before_retrying(monkeypatch):
+    """A 502 after the create was done must not make a second resource."""
+    module = make_module(monkeypatch)
+    flaky = Flaky(failures=1, status=502)
+    assert module.call(flaky, recheck=lambda: "found it") == "found it"
+    assert flaky.calls == 1
+
+
+def test_wait_for_times_out_saying_what_it_saw(monkeypatch):
+    module = make_module(monkeypatch, timeout=0)
+    with pytest.raises(base.ModuleFailure, match=r"waiting for server x to become ACTIVE \(last seen: BUILD\)"):
+        module.wait_for(type("S", (), {"status": "BUILD"}), lambda s: False, "server x to become ACTIVE")
+
+
+def test_wait_for_stops_at_a_failure_state(monkeypatch):
+    module = make_module(monkeypatch)
+    with pytest.raises(base.ModuleFailure, match="failed: went to ERROR"):
+        module.wait_for(lambda: "ERROR", lambda s: False, "it", failed=lambda s: "went to ERROR")
+
+
+# ---------------------------------------------------------------------- errors through a module run
+
+
+def test_bad_credentials_say_so_without_the_password(monkeypatch):
+    cloud = FakeCloud()
+
+    def refuse(*args, **kwargs):
+        raise ks_exc.Unauthorized("The request you have made requires authentication. (HTTP 401)")
+
+    monkeypatch.setattr(cloud.identity, "find_domain", refuse)
+    result = run_module(monkeypatch, os_project, {"name": "acme"}, cloud)
+    assert result["failed"]
+    assert "authentication failed" in result["msg"]
+    assert "username=admin" in result["msg"]
+    assert "password" not in result["msg"].replace("username, password", "")
+    assert cloud.calls.mutations() == []
+
+
+def test_unknown_cloud_lists_the_defined_ones(monkeypatch, tmp_path):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  lab-admin:\n    auth: {auth_url: 'http://127.0.0.1:1/v3'}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    from ansible.module_utils import basic  # noqa: PLC0415
+    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
+
+    def fail_json(self, msg, **kwargs):
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    with patch_module_args({"name": "acme", "cloud": "nosuch"}), pytest.raises(RuntimeError) as failure:
+        os_project.main()
+    assert "cloud 'nosuch' is not defined in clouds.yaml" in str(failure.value)
+    assert "lab-admin" in str(failure.value)
+
+
+def test_cloud_dict_with_separate_auth_is_refused(monkeypatch):
+    result = run_module(
+        monkeypatch, os_project, {"name": "acme", "cloud": {"auth": {}}, "auth": {"username": "x"}}, FakeCloud()
+    )
+    assert result["failed"]
+    assert "auth must go inside it" in result["msg"]
+
+
+def test_policy_refusal_names_the_account(monkeypatch):
+    cloud = FakeCloud()
+
+    def forbid(**kwargs):
+        raise http_error(403, "Policy doesn't allow identity:create_project to be performed.")
+
+    monkeypatch.setattr(cloud.identity, "create_project", forbid)
+    result = run_module(monkeypatch, os_project, {"name": "acme"}, cloud)
+    assert result["failed"]
+    assert "not allowed by the cloud's policy" in result["msg"]
+    assert "identity:create_project" in result["msg"]
+    assert result["status_code"] == 403
+
+
+# ---------------------------------------------------------------------- docs match the code
+
+
+def module_docs(path):
+    tree = ast.parse(path.read_text())
+    docs = {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else None
+        if isinstance(target, ast.Name) and target.id in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
+            docs[target.id] = yaml.safe_load(node.value.value)
+    return docs
+
+
+def fragment_options():
+    from ansible_collections.monoscape.paas.plugins.doc_fragments.openstack import ModuleDocFragment  # noqa: PLC0415
+
+    return yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+
+
+def module_spec(path):
+    import importlib  # noqa: PLC0415
+
+    module = importlib.import_module(f"ansible_collections.monoscape.paas.plugins.modules.{path.stem}")
+    classes = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, base.OpenStackModule) and v is not base.OpenStackModule
+    ]
+    assert len(classes) == 1
+    return classes[0].argument_spec
+
+
+def compare(options, spec, where):
+    assert sorted(options) == sorted(spec), f"{where}: documented {sorted(options)} vs spec {sorted(spec)}"
+    for name, doc in options.items():
+        code = spec[name]
+        assert doc.get("type", "str") == code.get("type", "str"), f"{where}.{name} type"
+        assert doc.get("default") == code.get("default"), f"{where}.{name} default"
+        assert sorted(doc.get("choices") or []) == sorted(code.get("choices") or []), f"{where}.{name} choices"
+        assert bool(doc.get("required")) == bool(code.get("required")), f"{where}.{name} required"
+        assert sorted(doc.get("aliases") or []) == sorted(code.get("aliases") or []), f"{where}.{name} aliases"
+        if code.get("elements") or doc.get("elements"):
+            assert doc.get("elements") == code.get("elements"), f"{where}.{name} elements"
+        if "options" in code:
+            compare(doc["suboptions"], code["options"], f"{where}.{name}")
+
+
+def test_common_options_are_documented_once():
+    compare(fragment_options(), base.COMMON_ARGUMENT_SPEC, "doc_fragments/openstack")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_documentation_matches_argument_spec(path):
+    docs = module_docs(path)
+    assert set(docs) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
+    assert "monoscape.paas.openstack" in docs["DOCUMENTATION"]["extends_documentation_fragment"]
+    assert docs["DOCUMENTATION"]["attributes"]["check_mode"]["support"] == "full"
+    compare(docs["DOCUMENTATION"]["options"], module_spec(path), path.stem)
+    spec = module_spec(path)
+    assert list(spec) == sorted(spec), f"{path.stem}: argument_spec is not sorted"
+    tasks = [t for task in docs["EXAMPLES"] for t in [task, *task.get("block", [])]]
+    actions = [k for t in tasks for k in t if k.count(".") == 2]
+    assert f"monoscape.paas.{path.stem}" in actions, f"{path.stem}: no example uses the module"
+    for task in tasks:
+        assert "name" in task, f"{path.stem}: an example task has no name"
+
+
+def test_action_group_lists_every_module():
+    runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
+    assert runtime["action_groups"]["openstack"] == sorted(p.stem for p in MODULES)
