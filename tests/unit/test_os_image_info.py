@@ -5,9 +5,10 @@ owner, newest first, servers per image, read-only in check mode, clear errors.""
 import copy
 
 import pytest
-from os_fake_cloud import Res, Response, run_module
 
 from ansible_collections.monoscape.paas.plugins.modules import os_image_info
+
+from .os_fake_cloud import Res, Response, run_module
 
 PROJECT = "p" * 32
 OTHER = "o" * 32
