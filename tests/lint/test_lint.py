@@ -12,6 +12,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if not p.name.startswith("_"))
 INVENTORY_PLUGINS = sorted(p.stem for p in (ROOT / "plugins" / "inventory").glob("*.py") if not p.name.startswith("_"))
+# filter plugins are documented in one <filter>.yml file each
+FILTERS = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.yml"))
 PLAYBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "playbooks").glob("*.yml"))
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
 
@@ -55,6 +57,14 @@ def test_ansible_doc_renders_inventory_plugin(plugin):
     rc, out = run("ansible-doc", "-t", "inventory", f"monoscape.paas.{plugin}")
     assert rc == 0, out
     assert "OPTIONS" in out
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_ansible_doc_renders_filter(name):
+    rc, out = run("ansible-doc", "-t", "filter", f"monoscape.paas.{name}")
+    assert rc == 0, out
+    for section in ("EXAMPLES:", "RETURN VALUES:", "OPTIONS"):
+        assert section in out, f"ansible-doc of filter {name} lacks {section}"
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)

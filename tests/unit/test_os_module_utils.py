@@ -9,10 +9,11 @@ import pytest
 import yaml
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
-from os_fake_cloud import FakeCloud, Response, run_module
 
 from ansible_collections.monoscape.paas.plugins.module_utils import openstack as base
 from ansible_collections.monoscape.paas.plugins.modules import os_project
+
+from .os_fake_cloud import FakeCloud, Response, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODULES = sorted(p for p in (ROOT / "plugins" / "modules").glob("os_*.py"))
@@ -285,3 +286,13 @@ def test_documentation_matches_argument_spec(path):
 def test_action_group_lists_every_module():
     runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
     assert runtime["action_groups"]["openstack"] == sorted(p.stem for p in MODULES)
+
+
+def test_secrets_inside_a_cloud_dictionary_are_no_log():
+    cloud = {
+        "auth": {"auth_url": "http://keystone", "username": "u", "password": "s3cret-pw", "project_name": "p"},
+        "region_name": "RegionOne",
+        "extra": [{"token": "tok-123"}],
+    }
+    assert base.secret_values(cloud) == {"s3cret-pw", "tok-123"}
+    assert base.secret_values("lab-admin") == set()

@@ -6,7 +6,6 @@ import os
 import stat
 
 import pytest
-from os_fake_cloud import FakeCloud, Res, run_module
 
 from ansible_collections.monoscape.paas.plugins.action.os_ec2_credentials import ActionModule as Ec2Action
 from ansible_collections.monoscape.paas.plugins.action.os_keypair import ActionModule as KeypairAction
@@ -22,6 +21,8 @@ from ansible_collections.monoscape.paas.plugins.modules import (
     os_user,
 )
 from ansible_collections.monoscape.paas.plugins.plugin_utils.secret_result import has_secret
+
+from .os_fake_cloud import FakeCloud, Res, run_module
 
 # test fixtures, not real credentials
 PASSWORD, PASSWORD_2 = "s3cret-pw", "other-pw"

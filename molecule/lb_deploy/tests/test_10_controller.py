@@ -1,0 +1,125 @@
+"""The controller after converge: HAProxy from Debian, configuration from
+fragments that validates, the Runtime API socket for root and haproxy only, the
+statistics page on the loopback, Monoscape's routing and error pages, and app
+membership persisted so that a reload keeps it."""
+
+import re
+
+from conftest import (
+    BACKEND,
+    CONTROLLER,
+    NODES,
+    PREFIX,
+    VARS,
+    address,
+    backend_servers,
+    fetch,
+    get,
+    served_versions,
+    sh,
+)
+
+testinfra_hosts = [f"podman://{CONTROLLER}"]
+
+
+def test_haproxy_from_debian_running_and_enabled(host):
+    assert host.package("haproxy").is_installed
+    assert host.package("haproxy").version.startswith("2.6")
+    svc = host.service("haproxy")
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_whole_configuration_validates(host):
+    out = host.run("haproxy -c -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert "Configuration file is valid" in out.stdout + out.stderr
+
+
+def test_fragment_validator_refuses_a_broken_fragment(host):
+    out = host.run(
+        "printf 'backend app.x.y\\n    balance nonsense\\n' > /tmp/bad.cfg; "
+        "/usr/local/lib/monoscape/haproxy-check-fragment /etc/haproxy/conf.d/50-app.x.y.cfg /tmp/bad.cfg"
+    )
+    assert out.rc != 0
+    assert "50-app.x.y.cfg:2" in out.stdout + out.stderr  # the candidate, checked under its target name
+    assert not host.file("/etc/haproxy/conf.d/50-app.x.y.cfg").exists
+
+
+def test_runtime_api_socket_is_root_and_haproxy_only(host):
+    sock = host.file("/run/haproxy/admin.sock")
+    assert sock.is_socket
+    assert sock.user == "root"
+    assert sock.group == "haproxy"
+    assert sock.mode == 0o660
+    master = host.file("/run/haproxy-master.sock")
+    assert master.is_socket
+    assert master.mode & 0o077 == 0
+
+
+def test_statistics_page_on_the_loopback_only(host):
+    ip, port = VARS["lb_deploy_stats_bind"].rsplit(":", 1)
+    assert host.socket(f"tcp://{ip}:{port}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
+    page = host.check_output(f"curl -sf http://{ip}:{port}/")
+    assert "Statistics Report" in page
+    assert BACKEND in page
+
+
+def test_public_frontend_listens(host):
+    assert host.socket(f"tcp://0.0.0.0:{VARS['lb_deploy_http_port']}").is_listening
+
+
+def test_unknown_app_gets_the_404_page():
+    status, body = get("/nobody/nothing/")
+    assert status == 404
+    assert "no app here" in body
+    assert "/&lt;tenant&gt;/&lt;app&gt;/" in body
+    # names are case-sensitive: an upper-case spelling is another (unknown) app
+    assert get(PREFIX.upper())[0] == 404
+
+
+def test_app_root_without_slash_is_redirected():
+    status, _, headers = fetch(PREFIX.rstrip("/") + "?q=1")
+    assert status == 301
+    assert headers["location"] == PREFIX + "?q=1"
+
+
+def test_paths_escaping_the_prefix_are_refused():
+    for path in (PREFIX + "../../web.config", PREFIX + "%2e%2e/web.config", PREFIX + "./Default.aspx"):
+        assert get(path)[0] == 400, path
+
+
+def test_monitor_uri_answers():
+    assert get("/_monoscape/health")[0] == 200
+
+
+def test_app_served_by_both_nodes_through_its_backend():
+    seen = served_versions(10)
+    assert {version for version, _ in seen} == {VARS["lb_deploy_first_version"]}
+    assert {host for _, host in seen} == set(NODES)
+
+
+def test_membership_is_persisted_in_the_backend_fragment(host):
+    text = host.file(f"/etc/haproxy/conf.d/50-{BACKEND}.cfg").content_string
+    assert f"backend {BACKEND}" in text
+    for node in NODES:
+        port = re.search(r'"port": (\d+)', sh(node, "cat /etc/monoscape/ports.json")).group(1)
+        assert re.search(rf"^\s+server {node}-1 {re.escape(address(node))}:{port} weight \d+ check ", text, re.M), text
+
+
+def test_reload_keeps_the_membership(host):
+    before = backend_servers()
+    host.check_output("systemctl reload haproxy")
+    # the new worker serves the same servers (persisted), and they pass their checks
+    out = host.run(
+        f"for i in $(seq 1 40); do echo 'show stat {BACKEND} 4 -1' | socat stdio /run/haproxy/admin.sock "
+        "| grep -c ',UP,' | grep -qx 2 && exit 0; sleep 0.5; done; exit 1"
+    )
+    assert out.rc == 0
+    after = backend_servers()
+    assert sorted(after) == sorted(before)
+    assert {(s["srv_addr"], s["srv_port"]) for s in after.values()} == {
+        (s["srv_addr"], s["srv_port"]) for s in before.values()
+    }
+    assert {host for _, host in served_versions(10)} == set(NODES)
