@@ -227,7 +227,7 @@ def config_files(extra=None):
     dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/xdg/openstack", "/etc/openstack"]
     files = [os.path.join(d, f"clouds{suffix}") for d in dirs for suffix in (".yaml", ".yml", ".json")]
     override = os.environ.get("OS_CLIENT_CONFIG_FILE")
-    return [*(extra or []), *([override] if override else []), *files]
+    return [*(os.path.expanduser(p) for p in extra or []), *([override] if override else []), *files]
 
 
 def secure_files():
@@ -358,7 +358,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _sdk_targets(self):
         from openstack.config import loader  # noqa: PLC0415 - the slow, complete path
 
-        files = list(self.get_option("clouds_yaml_path") or []) + list(loader.CONFIG_FILES)
+        files = [os.path.expanduser(p) for p in self.get_option("clouds_yaml_path") or []] + list(loader.CONFIG_FILES)
         config = loader.OpenStackConfig(config_files=files)
         names = self.get_option("clouds") or config.get_cloud_names()
         if not names:

@@ -66,6 +66,23 @@ COMMON_ARGUMENT_SPEC = {
 }
 
 _CONNECTION_OPTIONS = ("auth", "auth_type", "ca_cert", "client_cert", "client_key", "region_name", "validate_certs")
+# keys of a connection dictionary (the cloud option) whose values are secrets
+SECRET_KEYS = frozenset({"password", "secret", "token", "application_credential_secret", "key", "passcode", "totp"})
+
+
+def secret_values(value):
+    """Every secret string inside a clouds.yaml-style dictionary (nested), for no_log."""
+    found = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and str(key).lower() in SECRET_KEYS and item:
+                found.add(item)
+            else:
+                found |= secret_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= secret_values(item)
+    return found
 
 
 class ModuleFailure(Exception):
@@ -214,6 +231,8 @@ class OpenStackModule:
         kwargs.setdefault("supports_check_mode", True)
         self.ansible = AnsibleModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
+        # a connection dictionary in `cloud` may hold a password: never echo it back
+        self.ansible.no_log_values.update(secret_values(self.params.get("cloud")))
         self.check_mode = self.ansible.check_mode
         self.warnings = []
         self._conn = None

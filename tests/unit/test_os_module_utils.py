@@ -286,3 +286,13 @@ def test_documentation_matches_argument_spec(path):
 def test_action_group_lists_every_module():
     runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
     assert runtime["action_groups"]["openstack"] == sorted(p.stem for p in MODULES)
+
+
+def test_secrets_inside_a_cloud_dictionary_are_no_log():
+    cloud = {
+        "auth": {"auth_url": "http://keystone", "username": "u", "password": "s3cret-pw", "project_name": "p"},
+        "region_name": "RegionOne",
+        "extra": [{"token": "tok-123"}],
+    }
+    assert base.secret_values(cloud) == {"s3cret-pw", "tok-123"}
+    assert base.secret_values("lab-admin") == set()

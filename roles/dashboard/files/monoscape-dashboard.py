@@ -78,6 +78,15 @@ def _table(title: str, columns: list[tuple[str, str]], rows: list[dict], empty: 
     return f'<section id="{slug}"><h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table></section>'
 
 
+def _image_rows(images: list[dict]) -> list[dict]:
+    """Images with their content hash (the node image's monoscape_node_hash property)."""
+    rows = []
+    for image in images:
+        properties = image.get("properties") or {}
+        rows.append(dict(image, content_hash=image.get("content_hash") or properties.get("monoscape_node_hash", "")))
+    return rows
+
+
 def _app_rows(apps: list[dict]) -> list[dict]:
     rows = []
     for app in apps:
@@ -113,7 +122,7 @@ def render(status: dict, backends: list[dict], backend_error: str | None, title:
         _table(
             "Images",
             [("name", "name"), ("status", "status"), ("content_hash", "content hash"), ("created_at", "created")],
-            status.get("images") or [],
+            _image_rows(status.get("images") or []),
             "no node image built yet",
         ),
         _table(

@@ -1,0 +1,47 @@
+# Copyright: Monoscape developers
+# Apache-2.0 (see galaxy.yml)
+"""Filters of the Monoscape bundle's playbooks (documented in <name>.yml)."""
+
+from ansible.errors import AnsibleFilterError
+
+
+def _text(value):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value) or "-"
+    return str(value)
+
+
+def monoscape_table(rows, columns, title=None):
+    """Rows (dicts) as a fixed-width text table with the given columns.
+
+    ``columns`` is a list of keys, or of ``[key, heading]`` pairs."""
+    if not isinstance(rows, (list, tuple)):
+        raise AnsibleFilterError(f"monoscape_table expects a list of dictionaries, got {type(rows).__name__}")
+    spec = []
+    for column in columns:
+        if isinstance(column, str):
+            spec.append((column, column))
+        elif isinstance(column, (list, tuple)) and len(column) == 2:
+            spec.append((str(column[0]), str(column[1])))
+        else:
+            raise AnsibleFilterError(f"monoscape_table: a column is a key or a [key, heading] pair, got {column!r}")
+    cells = [[_text(row.get(key) if isinstance(row, dict) else None) for key, _ in spec] for row in rows]
+    widths = [max([len(heading)] + [len(line[i]) for line in cells]) for i, (_, heading) in enumerate(spec)]
+    lines = []
+    if title:
+        lines.append(str(title))
+    lines.append("  ".join(heading.ljust(widths[i]) for i, (_, heading) in enumerate(spec)).rstrip())
+    lines.append("  ".join("-" * width for width in widths))
+    lines.extend("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in cells)
+    if not cells:
+        lines.append("(none)")
+    return lines
+
+
+class FilterModule:
+    def filters(self):
+        return {"monoscape_table": monoscape_table}

@@ -1,0 +1,299 @@
+#!/usr/bin/python
+# Copyright: Monoscape developers
+# Apache-2.0 (see galaxy.yml)
+
+DOCUMENTATION = r"""
+module: os_cloud_info
+short_description: Check an OpenStack cloud connection and that named resources exist
+description:
+  - Authenticates with the given cloud (a token is issued) and describes the connection -
+    the clouds.yaml file used, auth URL, region, user and project - without any secret.
+  - Optionally checks that images, flavors, networks and availability zones exist, and fails
+    with one message that lists every missing one next to the names that do exist. A playbook
+    runs it first, so bad input stops the run before anything is created.
+  - With O(fail_on_error=false) a failed authentication is reported (C(authenticated=false),
+    C(error)) instead of failing the task, for status pages.
+  - Never changes anything; check mode is supported.
+version_added: 0.1.0
+author: Monoscape developers
+options:
+  availability_zones:
+    description:
+      - Availability zones that must exist and be available.
+    type: list
+    elements: str
+    default: []
+  fail_on_error:
+    description:
+      - With C(false), authentication and connection errors are returned in C(error) with
+        C(authenticated=false) instead of failing. Missing resources always fail.
+    type: bool
+    default: true
+  flavors:
+    description:
+      - Names or ids of flavors that must exist.
+    type: list
+    elements: str
+    default: []
+  images:
+    description:
+      - Names or ids of images that must exist and be C(active).
+    type: list
+    elements: str
+    default: []
+  networks:
+    description:
+      - Names or ids of networks that must exist.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - monoscape.paas.openstack
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: The admin cloud answers and has what the deployment needs
+  monoscape.paas.os_cloud_info:
+    cloud: lab-admin
+    images: [debian-12]
+    flavors: [m1.small]
+    networks: [private]
+    availability_zones: [nova]
+  register: admin_cloud
+
+- name: Build the tenant's connection from the admin cloud's endpoint
+  ansible.builtin.set_fact:
+    tenant_cloud:
+      auth:
+        auth_url: "{{ admin_cloud.cloud.auth_url }}"
+        username: acme
+        password: "{{ acme_password }}"
+        project_name: acme
+        user_domain_name: Default
+        project_domain_name: Default
+      region_name: "{{ admin_cloud.cloud.region_name }}"
+
+- name: Can the tenant user get a token? (for a status page, never fails)
+  monoscape.paas.os_cloud_info:
+    cloud: "{{ tenant_cloud }}"
+    fail_on_error: false
+  register: tenant_auth
+"""
+
+RETURN = r"""
+authenticated:
+  description: Whether a token was issued.
+  returned: always
+  type: bool
+  sample: true
+error:
+  description: Why authentication or the connection failed (only with O(fail_on_error=false)).
+  returned: always
+  type: str
+  sample: "authentication failed for cloud lab-admin (...): the credentials were rejected."
+checked_at:
+  description: UTC time of the check (ISO 8601).
+  returned: always
+  type: str
+  sample: "2026-11-25T18:00:00Z"
+cloud:
+  description: The connection, without secrets.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: clouds.yaml entry name (or a label for an inline connection).
+      type: str
+      sample: lab-admin
+    config_file:
+      description: The clouds.yaml file that was read, if any.
+      type: str
+      sample: /root/.cache/monoscape/lab/clouds.yaml
+    auth_url:
+      description: Keystone URL.
+      type: str
+      sample: http://127.0.0.1:5000/v3
+    region_name:
+      description: Region.
+      type: str
+      sample: RegionOne
+    interface:
+      description: Endpoint interface used.
+      type: str
+      sample: public
+    username:
+      description: User name of the credentials.
+      type: str
+      sample: admin
+    user_id:
+      description: Id of the authenticated user.
+      type: str
+    user_domain_name:
+      description: Domain of the user.
+      type: str
+      sample: Default
+    project_name:
+      description: Project name of the credentials.
+      type: str
+      sample: admin
+    project_id:
+      description: Id of the project the token is scoped to.
+      type: str
+    project_domain_name:
+      description: Domain of the project.
+      type: str
+      sample: Default
+resources:
+  description: Ids of the resources that were asked for, by the name given.
+  returned: always
+  type: dict
+  sample:
+    images: {debian-12: 5f4c...}
+    flavors: {m1.small: 2}
+    networks: {private: 9a1b...}
+    availability_zones: [nova]
+"""
+
+import datetime
+from typing import ClassVar
+
+from ansible_collections.monoscape.paas.plugins.module_utils.openstack import (
+    ModuleFailure,
+    OpenStackModule,
+    ks_exc,
+    names_hint,
+    sdk_exc,
+)
+
+try:
+    import openstack
+except ImportError:  # pragma: no cover - the base class reports the missing SDK
+    openstack = None
+
+AUTH_KEYS = ("auth_url", "username", "user_domain_name", "project_name", "project_domain_name")
+
+
+class CloudInfoModule(OpenStackModule):
+    argument_spec: ClassVar[dict] = {
+        "availability_zones": {"type": "list", "elements": "str", "default": []},
+        "fail_on_error": {"type": "bool", "default": True},
+        "flavors": {"type": "list", "elements": "str", "default": []},
+        "images": {"type": "list", "elements": "str", "default": []},
+        "networks": {"type": "list", "elements": "str", "default": []},
+    }
+
+    def describe(self):
+        """The connection's settings, without any secret."""
+        config = self._conn.config
+        auth = dict(config.config.get("auth") or {})
+        described = {
+            "name": self._cloud_label,
+            "config_file": None,
+            "region_name": config.get_region_name() if hasattr(config, "get_region_name") else None,
+            "interface": config.get_interface() if hasattr(config, "get_interface") else None,
+            "user_id": None,
+            "project_id": None,
+        }
+        for key in AUTH_KEYS:
+            described[key] = auth.get(key)
+        if isinstance(self.params.get("cloud"), str):
+            try:
+                described["config_file"] = openstack.config.OpenStackConfig().config_filename
+            except Exception:  # only informative
+                described["config_file"] = None
+        return described
+
+    def authenticate(self, described):
+        try:
+            self.call(self.conn.authorize)
+        except sdk_exc.SDKException as exc:
+            # authorize() wraps keystoneauth's errors: explain the real one (401, refused, ...)
+            cause = exc.__cause__ or exc.__context__
+            if ks_exc is not None and isinstance(cause, ks_exc.ClientException):
+                raise cause from exc
+            raise
+        described["user_id"] = self.conn.current_user_id
+        described["project_id"] = self.conn.current_project_id
+
+    def _lookup(self, kind, finder, listing, name):
+        """(id, problem) of one named resource."""
+        found = self.call(finder, name, ignore_missing=True)
+        if found is None:
+            known = names_hint(r.name for r in self.call(lambda: list(listing())))
+            return None, f"unknown {kind} {name!r} ({kind}s: {known})"
+        status = getattr(found, "status", None)
+        if kind == "image" and status != "active":
+            return None, f"image {name!r} ({found.id}) is {status}, not active"
+        return found.id, None
+
+    def resolve(self):
+        """Ids of the wanted resources; one failure listing every missing one."""
+        compute, network, image_api = self.conn.compute, self.conn.network, self.conn.image
+        problems = []
+        found = {"images": {}, "flavors": {}, "networks": {}, "availability_zones": []}
+        for key, kind, finder, listing in (
+            ("images", "image", image_api.find_image, image_api.images),
+            ("flavors", "flavor", compute.find_flavor, compute.flavors),
+            ("networks", "network", network.find_network, network.networks),
+        ):
+            for name in self.params[key]:
+                resource_id, problem = self._lookup(kind, finder, listing, name)
+                if problem:
+                    problems.append(problem)
+                else:
+                    found[key][name] = resource_id
+        if self.params["availability_zones"]:
+            zones = self.call(lambda: list(compute.availability_zones()))
+            available = {z.name for z in zones if (getattr(z, "state", None) or {}).get("available", True)}
+            for name in self.params["availability_zones"]:
+                if name in available:
+                    found["availability_zones"].append(name)
+                else:
+                    problems.append(
+                        f"unknown or unavailable availability zone {name!r} (zones: {names_hint(available)})"
+                    )
+        if problems:
+            raise ModuleFailure(f"cloud {self._cloud_label}: " + "; ".join(problems), resources=found)
+        return found
+
+    def run(self):
+        checked_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        result = {"authenticated": False, "error": None, "checked_at": checked_at, "cloud": {}, "resources": {}}
+        try:
+            self.conn  # noqa: B018 - opening the connection reads and checks the configuration
+            described = self.describe()
+            result["cloud"] = described
+            self.authenticate(described)
+        except Exception as exc:
+            if self.params["fail_on_error"]:
+                raise
+            result["cloud"] = result["cloud"] or {"name": self._cloud_label}
+            if isinstance(exc, ModuleFailure):
+                result["error"] = exc.msg
+            elif self._is_sdk_error(exc):
+                result["error"] = self.explain(exc)
+            else:
+                raise
+            return result
+        result["authenticated"] = True
+        result["resources"] = self.resolve()
+        return result
+
+    @staticmethod
+    def _is_sdk_error(exc):
+        return (sdk_exc is not None and isinstance(exc, sdk_exc.SDKException)) or (
+            ks_exc is not None and isinstance(exc, ks_exc.ClientException)
+        )
+
+
+def main():
+    CloudInfoModule()()
+
+
+if __name__ == "__main__":
+    main()
