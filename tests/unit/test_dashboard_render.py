@@ -53,7 +53,9 @@ def test_renders_status_and_live_backends(renderer, stats_socket, tmp_path):
     status = {
         "generated_at": "2026-11-25T18:00:00Z",
         "iaas": {"cloud": "lab", "project": "demo", "user": "demo", "authenticated": True, "ec2_credentials": False},
-        "images": [{"name": "monoscape-node-abc", "status": "active", "properties": {"monoscape_node_hash": "f00dcafe"}}],
+        "images": [
+            {"name": "monoscape-node-abc", "status": "active", "properties": {"monoscape_node_hash": "f00dcafe"}}
+        ],
         "nodes": [{"name": "node-1", "status": "ACTIVE", "address": "10.0.0.12"}],
         "apps": [
             {"tenant": "demo", "app": "hello", "version": "2.0.0", "instances": [{"node": "node-1", "port": 9081}]}
@@ -66,7 +68,16 @@ def test_renders_status_and_live_backends(renderer, stats_socket, tmp_path):
     assert renderer.main(["--status", str(status_file), "--socket", path, "--out", str(out)]) == 0
     assert requests == [b"show stat\n"]
     page = (out / "index.html").read_text()
-    for text in ("monoscape-node-abc", "f00dcafe", "node-1", "10.0.0.12", "2.0.0", "node-1:9081", "node-2_9081", "DRAIN"):
+    for text in (
+        "monoscape-node-abc",
+        "f00dcafe",
+        "node-1",
+        "10.0.0.12",
+        "2.0.0",
+        "node-1:9081",
+        "node-2_9081",
+        "DRAIN",
+    ):
         assert text in page
     assert '<td class="ok">yes</td>' in page  # token issued
     assert '<td class="bad">no</td>' in page  # no EC2 credentials
