@@ -243,10 +243,13 @@ class DeploymentInfoModule(OpenStackModule):
         if not project_id:
             return [], []
         network = self.conn.network
-        groups = [
-            {"id": g.id, "name": g.name}
-            for g in self.call(lambda: list(network.security_groups(project_id=project_id)))
-        ]
+        if self.params["all_projects"]:
+            # Neutron creates a project's default group when asked for that project's groups:
+            # an admin lists them all and filters here, so looking never re-creates one
+            listed = self.call(lambda: list(network.security_groups()))
+        else:
+            listed = self.call(lambda: list(network.security_groups(project_id=project_id)))
+        groups = [{"id": g.id, "name": g.name} for g in listed if g.project_id == project_id]
         ports = [
             {
                 "id": p.id,
