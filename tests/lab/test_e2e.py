@@ -1,0 +1,356 @@
+"""End to end on the lab cloud, through the runbooks' own commands: bad input
+stops site.yml before anything is created; site.yml builds the whole PaaS and
+serves the sample app through the load balancer; a second run changes nothing;
+status; scale 2 -> 3 -> 2 with the app served throughout; credentials rotated;
+recovery after the lab restarts; teardown leaves nothing behind.
+
+The deployment gets its own inventory (a copy of inventory/lab, as the install
+runbook tells operators to make) and a unique name, so it never meets another
+deployment on the lab. Each step's output is in build/logs/e2e-<step>.log and
+its wall time in build/logs/e2e-timings.json.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import re
+import secrets
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import openstack
+import openstack.config
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+LOGS = ROOT / "build" / "logs"
+RUNBOOKS = ROOT / "docs" / "runbooks"
+PACKAGE = ROOT / "build" / "packages" / "hello-1.0.0.zip"
+TIMINGS = {}
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def connect(clouds_yaml, cloud):
+    config = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)])
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud))
+
+
+def connect_dict(cloud):
+    """A connection from a clouds.yaml entry given as a dictionary."""
+    return openstack.connect(**cloud)
+
+
+def runbook(name):
+    """The ```sh block after `<!-- test: NAME -->` in docs/runbooks/*.md."""
+    for path in sorted(RUNBOOKS.glob("*.md")):
+        found = re.search(rf"<!-- test: {name} -->\s*```sh\n(.*?)```", path.read_text(), re.S)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no runbook command marked `<!-- test: {name} -->` in {RUNBOOKS}")
+
+
+class Deployment:
+    """A deployment of its own on the lab: inventory, state folder, name."""
+
+    def __init__(self, base, lab_clouds_yaml):
+        self.name = "e2e-" + secrets.token_hex(3)
+        self.state = base / "state"
+        self.inventory = base / "inventory"
+        self.clouds_yaml = lab_clouds_yaml
+        lab = ROOT / "inventory" / "lab"
+        (self.inventory / "group_vars" / "all").mkdir(parents=True)
+        (self.inventory / "00-localhost.yml").write_text((lab / "00-localhost.yml").read_text())
+        plugin = yaml.safe_load((lab / "10-openstack.yml").read_text())
+        plugin.update(clouds=[self.name], clouds_yaml_path=[str(self.state / "clouds.yaml")])
+        (self.inventory / "10-openstack.yml").write_text(yaml.safe_dump(plugin))
+        settings = yaml.safe_load((lab / "group_vars" / "all" / "deployment.yml").read_text())
+        settings.update(
+            monoscape_deployment=self.name,
+            monoscape_state_dir=str(self.state),
+            monoscape_clouds_yaml=str(lab_clouds_yaml),
+            monoscape_apps=[{"tenant": "demo", "app": "hello", "version": "1.0.0", "package": str(PACKAGE)}],
+        )
+        (self.inventory / "group_vars" / "all" / "deployment.yml").write_text(yaml.safe_dump(settings))
+        for name in ("connection.yml",):
+            source = lab / "group_vars" / "all" / name
+            (self.inventory / "group_vars" / "all" / name).write_text(source.read_text())
+
+    def run(self, step, script, timeout=1800, **variables):
+        """Run a runbook command with INVENTORY set; returns (rc, output, seconds)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+        env.update(
+            INVENTORY=str(self.inventory),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            PATH=f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+        )
+        env.update({k: str(v) for k, v in variables.items()})
+        started = time.monotonic()
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+        output = proc.stdout + proc.stderr
+        LOGS.mkdir(parents=True, exist_ok=True)
+        (LOGS / f"e2e-{step}.log").write_text(
+            f"$ {script}\n# {variables}\n# rc={proc.returncode} in {elapsed:.1f} s\n{output}"
+        )
+        TIMINGS[step] = round(elapsed, 1)
+        (LOGS / "e2e-timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
+        return proc.returncode, output, elapsed
+
+    def playbook(self, step, playbook, *args, timeout=1800):
+        script = 'ansible-playbook -i "$INVENTORY" ' + playbook + "".join(f" {a}" for a in args)
+        return self.run(step, script, timeout=timeout)
+
+
+def recap(output):
+    """{host: (ok, changed, unreachable, failed)} of the last PLAY RECAP per host."""
+    return {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(output)}
+
+
+def tail(output, lines=40):
+    return "\n".join(output.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, lab_clouds_yaml):
+    return Deployment(tmp_path_factory.mktemp("e2e"), lab_clouds_yaml)
+
+
+@pytest.fixture(scope="module")
+def admin(lab_clouds_yaml, lab_admin_cloud):
+    conn = connect(lab_clouds_yaml, lab_admin_cloud)
+    yield conn
+    conn.close()
+
+
+def leftovers(admin, name):
+    """What of deployment `name` exists in the cloud, seen by the admin."""
+    found = []
+    project = admin.identity.find_project(name, ignore_missing=True, domain_id="default")
+    user = admin.identity.find_user(name, ignore_missing=True, domain_id="default")
+    if project:
+        found.append(f"project {project.id}")
+        found += [f"image {i.name}" for i in admin.image.images(owner=project.id)]
+        found += [f"security group {g.name}" for g in admin.network.security_groups() if g.project_id == project.id]
+        found += [f"port {p.id}" for p in admin.network.ports(project_id=project.id)]
+    if user:
+        found.append(f"user {user.id}")
+        found += [f"key pair {k.name}" for k in admin.compute.keypairs(user_id=user.id)]
+    found += [
+        f"server {s.name}"
+        for s in admin.compute.servers(all_projects=True)
+        if (s.metadata or {}).get("monoscape_deployment") == name or (project and s.project_id == project.id)
+    ]
+    return found
+
+
+def servers(admin, name, role=None):
+    found = [
+        s
+        for s in admin.compute.servers(all_projects=True, details=True)
+        if (s.metadata or {}).get("monoscape_deployment") == name
+        and (role is None or s.metadata.get("monoscape_role") == role)
+    ]
+    return sorted(found, key=lambda s: s.name)
+
+
+def fixed_ip(server):
+    return next(a["addr"] for net in server.addresses.values() for a in net if a.get("version") == 4)
+
+
+def controller_ip(admin, name):
+    (controller,) = [s for s in admin.compute.servers(all_projects=True) if s.name == f"{name}-controller"]
+    return fixed_ip(admin.compute.get_server(controller.id))
+
+
+def get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - the lab's own http URL
+        return response.status, response.read().decode()
+
+
+class RequestStream:
+    """GET the app through the load balancer in a loop from a thread; counts
+    failures (non-200 or connection errors) and the hosts that answered."""
+
+    def __init__(self, url):
+        self.url = url
+        self.ok = 0
+        self.failures = []
+        self.hosts = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                status, body = get(self.url, timeout=15)
+                if status == 200 and "Hello from Monoscape" in body:
+                    self.ok += 1
+                    self.hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
+                else:
+                    self.failures.append(status)
+            except (urllib.error.URLError, OSError) as exc:
+                self.failures.append(repr(exc))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+BAD_INPUTS = [
+    ("unknown-cloud", "-e monoscape_admin_cloud=no-such-cloud", "'no-such-cloud' is not defined in clouds.yaml"),
+    ("missing-clouds-yaml", "-e monoscape_clouds_yaml=/nonexistent/clouds.yaml", "there is no such file"),
+    ("unknown-image", "-e monoscape_base_image=no-such-image", "unknown image 'no-such-image'"),
+    ("unknown-flavor", "-e monoscape_flavor=m1.no-such-flavor", "unknown flavor 'm1.no-such-flavor'"),
+    ("zero-nodes", "-e monoscape_node_count=0", "monoscape_node_count=0 (a whole number, at least 1)"),
+]
+
+
+@pytest.mark.parametrize(("case", "args", "message"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_stops_before_anything_is_created(deployment, admin, case, args, message):
+    rc, output, _ = deployment.playbook(f"bad-{case}", "playbooks/site.yml", args, timeout=300)
+    assert rc != 0, tail(output)
+    assert message in " ".join(output.split()), tail(output)
+    assert leftovers(admin, deployment.name) == []
+    assert not deployment.state.exists() or not any(deployment.state.iterdir())
+
+
+def test_site_builds_the_paas_and_serves_the_app(deployment, admin):
+    rc, output, seconds = deployment.run("site-first", runbook("site"))
+    assert rc == 0, tail(output, 80)
+    assert len(servers(admin, deployment.name, "node")) == 2
+    nonce = secrets.token_hex(8)
+    status, body = get(f"http://{controller_ip(admin, deployment.name)}/demo/hello/?q={nonce}")
+    assert status == 200
+    assert "version: 1.0.0" in body
+    assert f"sha256(q): {hashlib.sha256(nonce.encode()).hexdigest()}" in body
+    print(f"first site.yml: {seconds:.0f} s")
+
+
+def test_dashboard_shows_nodes_apps_and_backends(deployment, admin):
+    ip = controller_ip(admin, deployment.name)
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = get(f"http://{ip}:8080/dashboard.json")
+        document = json.loads(body)
+        if len(document.get("backends") or []) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert status == 200
+    assert document["iaas"]["authenticated"] is True
+    assert document["iaas"]["ec2_credentials"] is True
+    assert {n["name"] for n in document["nodes"]} >= {f"{deployment.name}-node-1", f"{deployment.name}-node-2"}
+    assert [(a["tenant"], a["app"], a["version"]) for a in document["apps"]] == [("demo", "hello", "1.0.0")]
+    assert len(document["images"]) == 1
+    assert [b["status"] for b in document["backends"]] == ["UP", "UP"], document["backends"]
+    _, page = get(f"http://{ip}:8080/")
+    assert "IaaS authentication" in page
+    assert f"{deployment.name}-node-2" in page
+
+
+def test_second_site_run_changes_nothing(deployment):
+    rc, output, seconds = deployment.run("site-again", runbook("site"))
+    assert rc == 0, tail(output, 80)
+    hosts = recap(output)
+    assert hosts, tail(output)
+    changed = {host: counts[1] for host, counts in hosts.items() if counts[1]}
+    assert changed == {}, f"a second site.yml changed something: {changed}\n{tail(output, 80)}"
+    first = TIMINGS.get("site-first")
+    if first:
+        print(f"no-op site.yml: {seconds:.0f} s = {100 * seconds / first:.0f} % of the first run")
+
+
+def test_status_prints_the_deployment(deployment):
+    rc, output, _ = deployment.run("status", runbook("status"))
+    assert rc == 0, tail(output)
+    assert "token yes, EC2 credentials yes" in output
+    assert re.search(r"demo\s+hello\s+1\.0\.0\s+\S+-node-\d:\d+, \S+-node-\d:\d+", output), tail(output)
+    assert len(re.findall(r"app\.demo\.hello\s+\S+\s+\S+\s+UP\s+L7OK", output)) == 2, tail(output)
+
+
+def test_scale_out_to_three_nodes(deployment, admin):
+    url = f"http://{controller_ip(admin, deployment.name)}/demo/hello/"
+    with RequestStream(url) as stream:
+        rc, output, _ = deployment.run("scale-out", runbook("scale"), COUNT=3)
+    assert rc == 0, tail(output, 80)
+    assert stream.failures == [], stream.failures[:10]
+    assert len(servers(admin, deployment.name, "node")) == 3
+    hosts = set()
+    for _ in range(30):
+        _, body = get(url)
+        hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
+    assert len(hosts) == 3, f"the load balancer reached {hosts}"
+
+
+def test_scale_in_to_two_nodes_drains_without_failures(deployment, admin):
+    url = f"http://{controller_ip(admin, deployment.name)}/demo/hello/"
+    with RequestStream(url) as stream:
+        rc, output, _ = deployment.run("scale-in", runbook("scale"), COUNT=2)
+    assert rc == 0, tail(output, 80)
+    assert stream.failures == [], stream.failures[:10]
+    assert stream.ok > 20
+    assert [s.name for s in servers(admin, deployment.name, "node")] == [
+        f"{deployment.name}-node-1",
+        f"{deployment.name}-node-2",
+    ]
+
+
+def test_rotate_credentials(deployment):
+    before = (
+        (deployment.state / "password").read_text(),
+        json.loads((deployment.state / "ec2-credentials.json").read_text()),
+    )
+    rc, output, _ = deployment.run("rotate", runbook("rotate"))
+    assert rc == 0, tail(output, 80)
+    after = (
+        (deployment.state / "password").read_text(),
+        json.loads((deployment.state / "ec2-credentials.json").read_text()),
+    )
+    assert after[0] != before[0]
+    assert after[1]["access"] != before[1]["access"]
+    assert before[0].strip() not in output and before[1]["secret"] not in output and after[1]["secret"] not in output
+    tenant = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    conn = connect_dict(tenant)
+    assert conn.compute.find_server(f"{deployment.name}-controller") is not None
+    old = dict(tenant, auth=dict(tenant["auth"], password=before[0].strip()))
+    with pytest.raises(openstack.exceptions.SDKException, match=r"401|uthenticat|Unauthorized"):
+        connect_dict(old).authorize()
+
+
+def test_recover_after_the_lab_restarts(deployment, admin):
+    rc, output, _ = deployment.run("recover", runbook("recover"), timeout=2400)
+    assert rc == 0, tail(output, 80)
+    hosts = recap(output)
+    assert hosts and all(counts[1] == 0 for counts in hosts.values()), f"site.yml after the restart: {hosts}"
+    status, body = get(f"http://{controller_ip(admin, deployment.name)}/demo/hello/")
+    assert status == 200
+    assert "version: 1.0.0" in body
+
+
+def test_teardown_leaves_nothing(deployment, admin):
+    rc, output, _ = deployment.run("teardown", runbook("teardown"))
+    assert rc == 0, tail(output, 80)
+    assert "nothing of deployment" in output
+    assert leftovers(admin, deployment.name) == []
+    assert not deployment.state.exists()
+    rc, output, _ = deployment.run("teardown-again", runbook("teardown"))
+    assert rc == 0, tail(output)
+    assert all(counts[1] == 0 for counts in recap(output).values()), tail(output)
