@@ -18,7 +18,6 @@ CACHE=${MONOSCAPE_CACHE:-$HOME/.cache/monoscape}
 CONF=$CACHE/containers.conf
 TARBALL=$CACHE/images/debian-systemd-12-$MONOSCAPE_IMAGE_VERSION.tar.zst
 IMAGE=$MONOSCAPE_IMAGE
-APT_ARCHIVES=$CACHE/apt-archives
 
 log() { printf '[test-hosts %4ss] %s\n' "$SECONDS" "$*"; }
 die() { printf 'test-hosts: %s\n' "$*" >&2; exit 1; }
@@ -28,7 +27,7 @@ if [ "${1:-}" = --print-env ]; then
   exit 0
 fi
 [ "$(id -u)" = 0 ] || die "run as root: rootful podman is required (systemd in containers, bridge networks)"
-mkdir -p "$CACHE/images" "$APT_ARCHIVES/partial"
+mkdir -p "$CACHE/images"
 
 # 1. packages ------------------------------------------------------------------
 need=()
