@@ -41,6 +41,12 @@ fi
 
 make --no-print-directory packages
 set +e
+# two workers: the lab tests on one, lint, unit and molecule on the other
+# (tests/conftest.py); MONOSCAPE_TEST_WORKERS=0 runs everything in this process
+workers=${MONOSCAPE_TEST_WORKERS:-2}
+if [ "$workers" != 0 ]; then
+  set -- -n "$workers" --dist loadgroup "$@"
+fi
 pytest "$@" 2>&1 | tee build/logs/pytest.log
 rc=${PIPESTATUS[0]}
 exit "$rc"

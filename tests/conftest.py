@@ -16,6 +16,12 @@ _MARKER_DIRS = {"unit", "lint", "molecule", "lab"}
 # Run order: lint, unit, molecule, lab; within lab, labctl's fault tests (which
 # break and repair the shared lab) last. scripts/test.sh starts the lab in the
 # background, so it comes up while the other tests run.
+#
+# With pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs them) the lab
+# tests are one group, run in that order by one worker, while the other worker runs
+# everything else (lint, unit, then the molecule scenarios): the two share nothing
+# but the machine (the lab's podman containers carry its label, molecule's have
+# their own names and networks).
 _ORDER = {"lint": 0, "unit": 1, "molecule": 2, "lab": 3}
 _LAST_IN_LAB = "test_labctl_faults.py"
 
@@ -25,6 +31,7 @@ def pytest_collection_modifyitems(items):
         parts = pathlib.Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in _MARKER_DIRS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+        item.add_marker(pytest.mark.xdist_group("lab" if parts and parts[0] == "lab" else "hosts"))
 
     def rank(item):
         parts = pathlib.Path(str(item.fspath)).relative_to(ROOT / "tests").parts

@@ -194,6 +194,20 @@ def test_rolling_update_under_load_loses_no_request():
         assert sh(node, f"readlink {APP_DIR}/current").strip() == f"releases/{V2}"
 
 
+def test_redeploying_the_current_release_leaves_healthy_nodes_alone_and_repairs_the_other():
+    """The same release again: the node whose instance was stopped goes through the
+    rollout and serves again; the healthy node is left out of it (nothing changes there)."""
+    untouched = fingerprint(NODES[0])
+    sh(NODES[1], f"systemctl stop monoscape-app@{TENANT}.{APP}.1.service")
+    proc = run_runbook("deploy", "redeploy-current", VERSION=V2, PACKAGE=package(V2))
+    assert proc.returncode == 0, output(proc)[-2000:]
+    recap = dict(re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
+    assert recap[NODES[0]] == "0" and recap[NODES[1]] != "0", recap
+    assert fingerprint(NODES[0]) == untouched
+    assert sh(NODES[1], f"systemctl is-active monoscape-app@{TENANT}.{APP}.1.service").strip() == "active"
+    assert_serves_only(V2)
+
+
 def test_same_version_from_another_package_is_refused():
     before = {n: fingerprint(n) for n in NODES}
     proc = run_runbook("deploy", "other-package", VERSION=V2, PACKAGE=package(V1))
