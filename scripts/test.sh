@@ -45,7 +45,7 @@ set +e
 # (tests/conftest.py); MONOSCAPE_TEST_WORKERS=0 runs everything in this process
 workers=${MONOSCAPE_TEST_WORKERS:-2}
 if [ "$workers" != 0 ]; then
-  set -- -n "$workers" --dist loadgroup "$@"
+  set -- -n "$workers" "$@"
 fi
 pytest "$@" 2>&1 | tee build/logs/pytest.log
 rc=${PIPESTATUS[0]}
