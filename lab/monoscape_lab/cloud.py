@@ -7,6 +7,7 @@ import datetime
 import fcntl
 import gzip
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -14,13 +15,14 @@ import subprocess
 import threading
 import time
 
-from . import LabError, configs, install, procs
+from . import LabError, configs, install, labnet, procs
 from .podman import LABEL_ROLE, Podman
 from .settings import (
     CONTROL_HOST,
     FAKE_HOST,
     HOST,
     LAB_ROOT,
+    NEEDED_HOSTS,
     PODMAN_HOST,
     PORTS,
     RABBIT_URL,
@@ -34,7 +36,7 @@ BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 @dataclasses.dataclass(frozen=True)
 class Service:
     name: str
-    kind: str  # infra | api | nova
+    kind: str  # infra | api | agent | nova
     port: int | None = None
     url: str | None = None  # APIs: answers HTTP when ready
     binary: str | None = None  # nova services: heartbeat row in nova.services
@@ -50,6 +52,8 @@ SERVICES = (
     Service("placement-api", "api", PORTS["placement-api"], f"http://{HOST}:{PORTS['placement-api']}/"),
     Service("nova-api", "api", PORTS["nova-api"], f"http://{HOST}:{PORTS['nova-api']}/"),
     Service("neutron-api", "api", PORTS["neutron-api"], f"http://{HOST}:{PORTS['neutron-api']}/"),
+    # the lab's L2/L3/security-group agent (monoscape_labnet): reads Neutron's database
+    Service("lab-network", "agent", host=labnet.FABRIC_NS),
     Service("nova-conductor", "nova", binary="nova-conductor", host=CONTROL_HOST),
     Service("nova-scheduler", "nova", binary="nova-scheduler", host=CONTROL_HOST),
     Service("nova-compute-podman", "nova", binary="nova-compute", host=PODMAN_HOST),
@@ -63,7 +67,8 @@ WSGI_APPS = {
     "nova-api": ("nova", "OS_NOVA_CONFIG_DIR", "nova"),
     "neutron-api": ("neutron", "OS_NEUTRON_CONFIG_DIR", "neutron"),
 }
-START_TIMEOUT = {"infra": 90, "api": 180, "nova": 240}
+START_TIMEOUT = {"infra": 90, "api": 180, "agent": 60, "nova": 240}
+AGENT_STATUS_MAX_AGE = 15  # seconds: an agent that has not reported for longer is not answering
 
 
 def now_utc():
@@ -163,6 +168,8 @@ class Lab:
                 RABBITMQ_PID_FILE=str(s.run / "rabbitmq-beam.pid"),
             )
             return ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env
+        if svc.kind == "agent":
+            return [s.venv_bin("python"), "-m", "monoscape_labnet", "agent", "--config", etc / "lab-network.json"], env
         if svc.kind == "api":
             app, var, confdir = WSGI_APPS[svc.name]
             env[var] = str(etc / confdir)
@@ -210,7 +217,17 @@ class Lab:
             return procs.port_open(svc.port)
         if svc.kind == "api":
             return procs.http_answers(svc.url)
+        if svc.kind == "agent":
+            return self.agent_synced()
         return self.heartbeat(svc, since)
+
+    def agent_synced(self):
+        """The lab-network agent reported a successful pass recently."""
+        try:
+            status = json.loads((self.s.run / "lab-network.status").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(status.get("synced")) and time.time() - float(status.get("time", 0)) < AGENT_STATUS_MAX_AGE
 
     def heartbeat(self, svc, since=None):
         """Has the nova service reported in (since `since`, UTC)?"""
@@ -351,6 +368,8 @@ class Lab:
                 )
             self.say("scripts/test-hosts.sh (podman, base image)")
             install.test_hosts(s, s.log("test-hosts"))
+        if install.guest_image(s, self.podman):
+            self.say(f"built the lab's cloud image {s.guest_image}")
         if not install.venv_ready(s):
             if not do_install:
                 raise LabError(f"missing prerequisite: the lab venv {s.venv}", s.labctl_log)
@@ -397,9 +416,9 @@ class Lab:
         since = now_utc()
         rest = {svc.name: self.start(svc) for svc in todo if svc.kind != "infra"}
         self.wait(rest, since=since)
-        if state.get("image") != s.image:
+        if state.get("image") != s.guest_image:
             self.bootstrap("resources")
-            state["image"] = s.image
+            state["image"] = s.guest_image
             s.write_state(state)
         self.check_nova(since=None)
 
@@ -436,6 +455,7 @@ class Lab:
         self.say("initialising a new cloud")
         self.stop_many([svc.name for svc in reversed(SERVICES)])
         self.podman.purge()
+        labnet.purge()
         for path in (s.etc, s.data, s.run, s.clouds_yaml, s.state_file):
             if path.is_dir():
                 shutil.rmtree(path)
@@ -444,7 +464,20 @@ class Lab:
         for old in s.logs.glob("*.log"):
             if old.name not in ("labctl.log", "lab-venv.log", "apt-install.log", "test-hosts.log"):
                 old.unlink()
-        state = {"key": s.state_key, "cloud_id": secrets.token_hex(4), "image": s.image, "initialized": False}
+        clash = labnet.external_cidr_clash(s.public_cidr, NEEDED_HOSTS)
+        if clash:
+            raise LabError(
+                f"the external network {s.public_cidr} would shadow {clash}, which this machine needs:"
+                " set MONOSCAPE_LAB_PUBLIC_CIDR to a free /24",
+                s.labctl_log,
+            )
+        state = {
+            "key": s.state_key,
+            "cloud_id": secrets.token_hex(4),
+            "image": s.guest_image,
+            "public_cidr": s.public_cidr,
+            "initialized": False,
+        }
         for sub in (s.run, s.logs / "rabbitmq", s.data / "rabbitmq" / "home", s.data / "rabbitmq" / "mnesia"):
             sub.mkdir(parents=True, exist_ok=True)
         for sub in ("glance/images", "glance/staging", "glance/tasks", "glance/locks", "nova/locks", "neutron/locks"):
@@ -462,7 +495,7 @@ class Lab:
         self.keystone_bootstrap(pw)
         self.wait({n: p for n, p in infra.items() if n != "mariadb"})
         since = now_utc()
-        started = {svc.name: self.start(svc) for svc in SERVICES if svc.kind == "api"}
+        started = {svc.name: self.start(svc) for svc in SERVICES if svc.kind in ("api", "agent")}
         self.wait({"keystone": started["keystone"]})
         self.bootstrap("identity")
         # nova's services authenticate as the nova user at start (placement client)
@@ -655,8 +688,9 @@ class Lab:
         s = self.s
         argv = [s.venv_bin("python"), LAB_ROOT / "runtime" / "bootstrap_cloud.py", what, "--secrets", s.secrets_file]
         if what == "resources":
-            image_id = self.podman.run("image", "inspect", "--format", "{{.Id}}", s.image).stdout.strip()
-            argv += ["--image", s.image, "--image-id", image_id, "--cidr", s.cidr]
+            image_id = self.podman.run("image", "inspect", "--format", "{{.Id}}", s.guest_image).stdout.strip()
+            argv += ["--image", s.guest_image, "--image-id", image_id, "--cidr", s.cidr]
+            argv += ["--public-cidr", self.read_public_cidr()]
         with open(s.log("bootstrap"), "ab") as out:
             proc = subprocess.Popen(
                 [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=self.base_env(), cwd=s.lab_dir
@@ -664,6 +698,9 @@ class Lab:
         if background:
             return proc
         return self.bootstrap_done(what, proc)
+
+    def read_public_cidr(self):
+        return self.s.read_state().get("public_cidr") or self.s.public_cidr
 
     def bootstrap_done(self, what, proc):
         if proc.wait():
@@ -717,6 +754,7 @@ class Lab:
                 raise LabError(f"lab processes still running after stop: {sorted(left)}", s.labctl_log)
             if purge:
                 self.podman.purge()
+                labnet.purge()
                 for path in (s.etc, s.data, s.run, s.clouds_yaml, s.state_file):
                     if path.is_dir():
                         shutil.rmtree(path)

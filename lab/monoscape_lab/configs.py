@@ -305,13 +305,37 @@ def clouds_yaml(pw):
 def podman_driver_section(s, cloud_id):
     return {
         "monoscape_podman": {
-            "base_image": s.image,
+            "base_image": s.guest_image,
             "lab_dir": s.lab_dir,
             "cloud_id": cloud_id,
             "network_prefix": "monoscape-lab-",
             "ssh_wait": "60",
         }
     }
+
+
+def lab_network(s):
+    """Settings of the lab-network agent (monoscape_labnet): Neutron's database,
+    the compute host whose ports it plugs, where it reports."""
+    return (
+        json.dumps(
+            {
+                "db": {
+                    "host": HOST,
+                    "port": PORTS["mariadb"],
+                    "user": DB_USER,
+                    "password": DB_PASSWORD,
+                    "database": "neutron",
+                },
+                "podman_host": PODMAN_HOST,
+                "status_file": str(s.run / "lab-network.status"),
+                "interval": 0.5,
+                "resync": 30,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def render(s, pw, venv_etc, cloud_id):
@@ -334,4 +358,5 @@ def render(s, pw, venv_etc, cloud_id):
         "neutron/neutron.conf": neutron_conf(s, pw),
         "neutron/plugins/ml2/ml2_conf.ini": ml2_conf(),
         "neutron/api-paste.ini": (venv_etc / "neutron" / "api-paste.ini",),
+        "lab-network.json": lab_network(s),
     }

@@ -26,12 +26,14 @@ PLUGINS = {
     "nova_virt/monoscape_fake.py": "nova/virt/monoscape_fake.py",
     "nova_virt/monoscape_podman.py": "nova/virt/monoscape_podman.py",
     "neutron_ml2/monoscape_lab_ml2.py": "monoscape_lab_ml2.py",
+    "monoscape_lab/labnet.py": "monoscape_labnet.py",
 }
 # which service runs which plugin (restarted by `up` when the plugin changed)
 PLUGIN_USERS = {
     "nova/virt/monoscape_fake.py": ("nova-compute-podman", "nova-compute-fake"),
     "nova/virt/monoscape_podman.py": ("nova-compute-podman",),
     "monoscape_lab_ml2.py": ("neutron-api",),
+    "monoscape_labnet.py": ("nova-compute-podman", "lab-network"),
 }
 ML2_DIST = "monoscape_lab_ml2-1.0.dist-info"
 ML2_DIST_FILES = {
@@ -150,3 +152,50 @@ def sync_plugins(settings):
     record = "monoscape_lab_ml2.py,,\n" + "".join(f"{ML2_DIST}/{name},,\n" for name in (*ML2_DIST_FILES, "RECORD"))
     _write_if_changed(site / ML2_DIST / "RECORD", record.encode())
     return changed
+
+
+GUEST_FILES = {
+    # file in lab/guest -> (path in the image, mode)
+    "lab-guest-boot": ("usr/local/lib/lab-guest/lab-guest-boot", 0o755),
+    "lab-guest-boot.service": ("etc/systemd/system/lab-guest-boot.service", 0o644),
+}
+
+
+def guest_image(settings, podman):
+    """Build the lab's cloud image (base image + guest agent) unless it exists:
+    a container from the base image, the files written into its root, committed."""
+    ref = settings.guest_image
+    if podman.run("image", "exists", ref).returncode == 0:
+        return False
+    name = f"monoscape-lab-guest-build-{os.getpid()}"
+    podman.run("rm", "-f", name)
+    podman.run("create", "--name", name, settings.image, "/sbin/init", check=True)
+    try:
+        root = pathlib.Path(podman.run("mount", name, check=True).stdout.strip())
+        try:
+            for src, (dest, mode) in GUEST_FILES.items():
+                target = root / dest
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes((LAB_ROOT / "guest" / src).read_bytes())
+                target.chmod(mode)
+            wants = root / "etc/systemd/system/multi-user.target.wants/lab-guest-boot.service"
+            wants.parent.mkdir(parents=True, exist_ok=True)
+            if wants.is_symlink() or wants.exists():
+                wants.unlink()
+            wants.symlink_to("/etc/systemd/system/lab-guest-boot.service")
+        finally:
+            podman.run("umount", name)
+        podman.run(
+            "commit",
+            "-q",
+            "--change",
+            'CMD ["/sbin/init"]',
+            "--change",
+            "STOPSIGNAL SIGRTMIN+3",
+            name,
+            ref,
+            check=True,
+        )
+    finally:
+        podman.run("rm", "-f", name)
+    return True

@@ -13,7 +13,7 @@ REPO = LAB_ROOT.parent
 
 # Bump when the generated configs or the bootstrap change in a way an existing
 # lab must not keep: `up` then re-initialises the cloud.
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"  # 2: strict networking (fabric, routers, floating IPs, security groups)
 # Bump when the database initialisation changes (keys the cached schema dump).
 SCHEMA_VERSION = "1"
 
@@ -46,6 +46,14 @@ RABBIT_URL = f"rabbit://guest:guest@{HOST}:5672/"
 # the tenant network; must not overlap podman's molecule pool 10.89.60.0/22
 DEFAULT_CIDR = "10.42.0.0/22"
 SERVICE_USERS = ("glance", "neutron", "nova", "placement")
+GUEST_REPO = "localhost/monoscape-lab/guest"
+# The external network (TEST-NET-2): on the host (the host holds its first address, the
+# routers' gateways and floating IPs route there). Not TEST-NET-3: on these machines the
+# package proxy every registry resolves to is 203.0.113.80, which a bridge for
+# 203.0.113.0/24 would shadow. `labctl up` refuses a CIDR the host needs.
+DEFAULT_PUBLIC_CIDR = "198.51.100.0/24"
+# names the host must keep reaching (registries; the apt mirror is read from apt's sources)
+NEEDED_HOSTS = ("deb.debian.org", "pypi.org", "files.pythonhosted.org", "registry.npmjs.org")
 LABEL_DIR = "monoscape.lab.dir"
 LABEL_CLOUD = "monoscape.lab.cloud"
 
@@ -88,6 +96,7 @@ class Settings:
     image: str
     cidr: str
     containers_conf: pathlib.Path
+    public_cidr: str = DEFAULT_PUBLIC_CIDR
 
     @classmethod
     def from_env(cls, env=None):
@@ -101,6 +110,7 @@ class Settings:
             image=env.get("MONOSCAPE_IMAGE") or versions["MONOSCAPE_IMAGE"],
             cidr=env.get("MONOSCAPE_LAB_CIDR") or DEFAULT_CIDR,
             containers_conf=_expand_home(env.get("CONTAINERS_CONF"), str(cache / "containers.conf")),
+            public_cidr=env.get("MONOSCAPE_LAB_PUBLIC_CIDR") or DEFAULT_PUBLIC_CIDR,
         )
 
     # ------------------------------------------------------------ paths
@@ -147,6 +157,13 @@ class Settings:
             LAB_ROOT / "constraints.txt",
             extra=f"{self.python_version()}",
         )
+
+    @property
+    def guest_image(self):
+        """The lab's cloud image: the base image plus the guest agent (lab/guest),
+        keyed by both."""
+        files = sorted((LAB_ROOT / "guest").iterdir())
+        return f"{GUEST_REPO}:{file_digest(*files, extra=self.image)}"
 
     @property
     def venv(self):

@@ -1,8 +1,10 @@
 """ML2 mechanism driver of the lab cloud: binds every port, no L2 agent needed.
 
-The lab has no Open vSwitch or Linux bridge agents: the compute driver puts each
-instance on a podman bridge network that mirrors the Neutron subnet. Ports are
-bound to whatever host Nova asks for, with VIF type `other`, and go ACTIVE.
+The lab has no Open vSwitch or Linux bridge agents: the compute driver plugs each
+instance port into the network's bridge in the lab's fabric namespace, and the
+lab-network agent (monoscape_labnet) filters it by its security groups. Ports are
+bound to whatever host Nova asks for, with VIF type `other` and port filtering
+on, and go ACTIVE.
 labctl installs this module into the lab venv with an entry point
 (`neutron.ml2.mechanism_drivers: monoscape_lab`).
 """
@@ -30,7 +32,7 @@ class LabMechanismDriver(api.MechanismDriver):
                 context.set_binding(
                     segment[api.ID],
                     portbindings.VIF_TYPE_OTHER,
-                    {portbindings.CAP_PORT_FILTER: False, portbindings.VIF_DETAILS_CONNECTIVITY: self.connectivity},
+                    {portbindings.CAP_PORT_FILTER: True, portbindings.VIF_DETAILS_CONNECTIVITY: self.connectivity},
                     status=constants.PORT_STATUS_ACTIVE,
                 )
                 return

@@ -3,25 +3,28 @@
 monoscape_podman.PodmanDriver; options in [monoscape_podman]).
 
 * instance = rootful podman container `monoscape-lab-<uuid>` running systemd as
-  PID 1 (the Debian 12 test-host image), hostname = the server's hostname, on a
-  podman bridge network mirroring the Neutron subnet (subnet and gateway: the
-  host's bridge holds the gateway IP) with the Neutron port's fixed IP and MAC:
-  the host and the other instances reach it at its fixed IP; netavark
-  masquerades its traffic to the outside (apt works);
+  PID 1, hostname = the server's hostname, with a console (`-t`): the console
+  log is what systemd and the image print there (the lab's guest image prints
+  the SSH host keys at first boot, as cloud-init does);
+* network: the container joins the instance's own network namespace, where
+  the VIF plug (monoscape_labnet, as os-vif would) put `eth<n>` with each
+  port's MAC, fixed address and the subnet's gateway as default route, the
+  other end on the network's bridge in the lab's fabric namespace, where the
+  lab-network agent enforces security groups and routers do NAT. The host has
+  no path to a fixed address: nothing here connects to one;
 * the key pair goes to /root/.ssh/authorized_keys; the server turns ACTIVE once
-  sshd answers;
+  sshd answers inside the instance (checked from its own namespace);
 * image: a Glance image whose data is a lab manifest names the podman image
-  (`debian-12` -> the test-host image); any other image boots the base image;
+  (`debian-12` -> the lab's guest image); any other image boots the base image;
 * snapshot = `podman commit` + a sysprep layer (no SSH host keys, empty
   machine-id, no journal), uploaded as a manifest naming the committed image, so
   a server booted from the snapshot starts with what was on the original;
-* stop/start/reboot act on the container; console output = the journal's tail;
+* stop/start/reboot act on the container (the namespace stays);
 * state is read from podman (survives nova-compute restarts); every podman
   object carries the labels monoscape.lab.dir / monoscape.lab.cloud, so labctl
   finds and removes the lab's leftovers.
 
-Limits: first NIC only; security groups, flavor sizes and volumes are not
-enforced; no live migration or resize.
+Limits: flavor sizes and volumes are not enforced; no live migration or resize.
 """
 
 import contextlib
@@ -30,11 +33,11 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
-import threading
+import sys
 import time
 
+import monoscape_labnet as labnet
 from nova import exception
 from nova.compute import power_state, task_states
 from nova.conf import CONF
@@ -49,7 +52,7 @@ OPTS = [
     cfg.StrOpt("base_image", default="localhost/monoscape/debian-systemd:12-v1", help="podman image of plain images"),
     cfg.StrOpt("lab_dir", default="", help="the lab's state dir (label monoscape.lab.dir)"),
     cfg.StrOpt("cloud_id", default="", help="this cloud's id (label monoscape.lab.cloud)"),
-    cfg.StrOpt("network_prefix", default="monoscape-lab-", help="prefix of podman networks and containers"),
+    cfg.StrOpt("network_prefix", default="monoscape-lab-", help="prefix of podman containers"),
     cfg.FloatOpt("ssh_wait", default=60.0, help="seconds spawn waits for sshd (0: do not wait)"),
     cfg.StrOpt("podman", default="podman", help="podman executable"),
 ]
@@ -98,24 +101,35 @@ def podman(*args, check=True, stdin=None, timeout=300):
     return proc
 
 
-def wait_ssh(ip, timeout):
-    """True once something on ip:22 sends an SSH banner."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((ip, 22), timeout=1) as sock:
-                sock.settimeout(2)
-                if sock.recv(4).startswith(b"SSH-"):
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
+SSH_PROBE = """
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    try:
+        with socket.create_connection(("127.0.0.1", 22), timeout=1) as sock:
+            sock.settimeout(2)
+            if sock.recv(4).startswith(b"SSH-"):
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.2)
+sys.exit(1)
+"""
+
+
+def wait_ssh(netns, timeout):
+    """True once sshd sends its banner inside the instance's own network
+    namespace (the host never connects to a fixed address)."""
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", SSH_PROBE, str(timeout)],
+        capture_output=True,
+        timeout=timeout + 30,
+        check=False,
+    )
+    return proc.returncode == 0
 
 
 class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
-    _net_lock = threading.Lock()
-
     def __init__(self, virtapi, read_only=False):
         # what placement sees: this machine, CPUs overcommitted 8x (containers idle)
         self.vcpus = 8 * (os.cpu_count() or 1)
@@ -168,23 +182,39 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         return ref
 
     # ------------------------------------------------------------ network
-    def _network(self, vif):
-        net = vif["network"]
-        subnet = next((s for s in net["subnets"] if s["version"] == 4), None)
-        if subnet is None:
-            return None, None
-        name = f"{self.conf.network_prefix}{net['id'][:8]}"
-        with self._net_lock:
-            if podman("network", "exists", name, check=False).returncode != 0:
-                args = ["network", "create", "--driver", "bridge", "--subnet", subnet["cidr"]]
-                gateway = subnet.get("gateway") and subnet["gateway"]["address"]
-                if gateway:
-                    args += ["--gateway", gateway]
-                args += self._labels("network", **{LABEL_NETWORK: net["id"]})
-                podman(*args, name)
-                LOG.info("created podman network %s (%s, gateway %s)", name, subnet["cidr"], gateway)
-        ip = next(i["address"] for i in subnet["ips"] if i["version"] == 4)
-        return name, ip
+    @staticmethod
+    def _plug(instance, network_info):
+        """Plug every VIF (idempotent); returns the instance's network namespace."""
+        vifs = list(network_info or [])
+        netns = labnet.vm_ns(instance.uuid)
+        labnet.ensure_ns(netns)
+        for index, vif in enumerate(vifs):
+            net = vif["network"]
+            addresses, gateway = [], None
+            for subnet in net["subnets"]:
+                if subnet["version"] != 4:
+                    continue
+                prefix = subnet["cidr"].split("/")[1]
+                addresses += [f"{i['address']}/{prefix}" for i in subnet["ips"] if i["version"] == 4]
+                if index == 0 and subnet.get("gateway") and subnet["gateway"].get("address"):
+                    gateway = subnet["gateway"]["address"]
+            labnet.plug_vm_port(
+                instance.uuid,
+                index,
+                port_id=vif["id"],
+                mac=vif["address"],
+                mtu=int((net.get("meta") or {}).get("mtu") or 1500),
+                network_id=net["id"],
+                addresses=addresses,
+                gateway=gateway,
+            )
+        return netns
+
+    def plug_vifs(self, instance, network_info):
+        self._plug(instance, network_info)
+
+    def unplug_vifs(self, instance, network_info):
+        labnet.unplug_vm(instance.uuid)
 
     # ------------------------------------------------------------ lifecycle
     def spawn(  # noqa: PLR0917 - nova virt driver interface
@@ -203,22 +233,14 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         started = time.monotonic()
         ref = self._podman_image(context, image_meta)
         name = self._name(instance)
-        args = ["run", "-d", "--name", name, "--systemd=always", "--hostname", instance.hostname or instance.uuid]
-        args += self._labels("instance", **{LABEL_INSTANCE: instance.uuid})
-        ip = None
-        vifs = list(network_info or [])
-        if len(vifs) > 1:
-            LOG.warning("only the first of %d NICs is connected", len(vifs), instance=instance)
-        if vifs:
-            netname, ip = self._network(vifs[0])
-            if netname:
-                args += ["--network", netname, "--ip", ip, "--mac-address", vifs[0]["address"]]
-        else:
-            args += ["--network", "none"]
         if self._status(instance) is not None:  # leftover of a failed or rescheduled build
             podman("rm", "-f", "-t", "0", name, check=False)
-        podman(*args, ref, "/sbin/init")
+        netns = self._plug(instance, network_info)
+        args = ["run", "-d", "-t", "--name", name, "--systemd=always", "--hostname", instance.hostname or instance.uuid]
+        args += ["--no-hosts", "--network", f"ns:{labnet.NETNS_DIR / netns}"]
+        args += self._labels("instance", **{LABEL_INSTANCE: instance.uuid})
         try:
+            podman(*args, ref, "/sbin/init")
             if instance.key_data:
                 podman(
                     "exec",
@@ -232,13 +254,14 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
             status = self._status(instance)
             if status != "running":
                 raise PodmanError(f"container {name} is {status} right after start")
-            if ip and self.conf.ssh_wait > 0 and not wait_ssh(ip, self.conf.ssh_wait):
-                raise PodmanError(f"sshd of {name} did not answer at {ip}:22 within {self.conf.ssh_wait}s")
+            if self.conf.ssh_wait > 0 and not wait_ssh(netns, self.conf.ssh_wait):
+                raise PodmanError(f"sshd of {name} did not answer within {self.conf.ssh_wait}s")
             if not power_on:
                 podman("stop", "-t", "10", name)
         except Exception:
             LOG.exception("spawn failed, removing %s", name, instance=instance)
             podman("rm", "-f", "-t", "0", name, check=False)
+            labnet.unplug_vm(instance.uuid)
             raise
         # the fake parent's resource accounting and interface bookkeeping
         super().spawn(
@@ -253,12 +276,13 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
             power_on,
             accel_info,
         )
-        LOG.info("spawned %s from %s at %s in %.2fs", name, ref, ip, time.monotonic() - started, instance=instance)
+        LOG.info("spawned %s from %s in %.2fs", name, ref, time.monotonic() - started, instance=instance)
 
     def destroy(  # noqa: PLR0917 - nova virt driver interface
         self, context, instance, network_info, block_device_info=None, destroy_disks=True, destroy_secrets=True
     ):
         podman("rm", "-f", "-t", "5", self._name(instance), check=False)
+        labnet.unplug_vm(instance.uuid)
         if instance.uuid in self.instances:
             super().destroy(context, instance, network_info, block_device_info, destroy_disks, destroy_secrets)
 
@@ -281,6 +305,7 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
 
     def power_on(self, context, instance, network_info, block_device_info=None, accel_info=None, share_info=None):  # noqa: PLR0917 - nova virt driver interface
         self._require(instance)
+        self._plug(instance, network_info)
         podman("start", self._name(instance))
 
     def reboot(  # noqa: PLR0917 - nova virt driver interface
@@ -295,9 +320,11 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         share_info=None,
     ):
         self._require(instance)
+        self._plug(instance, network_info)
         podman("restart", "-t", "10" if reboot_type == "SOFT" else "0", self._name(instance))
 
     def resume_state_on_host_boot(self, context, instance, network_info, share_info, block_device_info=None):
+        self._plug(instance, network_info)
         if self._require(instance) != "running":
             podman("start", self._name(instance))
 
@@ -324,10 +351,13 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         return [f"{self.conf.network_prefix}{u}" for u in self.list_instance_uuids()]
 
     def get_console_output(self, context, instance):
-        name = self._name(instance)
-        proc = podman("exec", name, "journalctl", "-b", "-n", "200", "--no-pager", check=False)
-        if proc.returncode != 0:
-            proc = podman("logs", "--tail", "200", name, check=False)
+        """The instance's console (its tty), like a VM's serial console log."""
+        self._require(instance)
+        # bytes, as a hypervisor's console file: nova decodes them (ASCII, replacing the rest)
+        env = {k: v for k, v in os.environ.items() if k not in _MARKERS}
+        proc = subprocess.run(
+            [self.conf.podman, "logs", self._name(instance)], capture_output=True, timeout=60, env=env, check=False
+        )
         return proc.stdout + proc.stderr
 
     def get_host_ip_addr(self):

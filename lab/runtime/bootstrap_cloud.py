@@ -1,11 +1,12 @@
 """Bootstrap what the lab needs through the APIs (run by labctl in the lab venv).
 
   identity   service project, roles, service users, catalog (needs Keystone only)
-  resources  flavors, shared tenant network, an external network + router (API
-             level), the base image `debian-12`, availability zones (aggregates)
+  resources  flavors, shared tenant network, the external network + a router
+             (the lab-network agent makes them real), the image `debian-12`,
+             availability zones (aggregates)
 
 Idempotent: every object is looked up first. One JSON line per change on stdout.
-usage: bootstrap_cloud.py identity|resources --secrets FILE [--image REF --image-id ID --cidr CIDR]
+usage: bootstrap_cloud.py identity|resources --secrets FILE [--image REF --image-id ID --cidr CIDR --public-cidr CIDR]
 """
 
 import argparse
@@ -35,7 +36,11 @@ AGGREGATES = (("lab-podman", "lab-podman", "nova"), ("lab-fake", "lab-fake", "fa
 IMAGE_NAME = "debian-12"
 IMAGE_PROPERTY = "monoscape_lab_podman_image"
 MANIFEST_KIND = "monoscape-lab-podman-image/1"
-PUBLIC_CIDR = "203.0.113.0/24"  # TEST-NET-3: floating IPs exist at API level only
+# The external network (--public-cidr, a /24): the host holds its first address (the
+# lab-network agent's bridge), routers NAT behind it and floating IPs come from the
+# pool .10-.200; the addresses above the pool are left for test namespaces acting as
+# other machines on the external network.
+POOL = (10, 200)
 
 
 T0 = time.monotonic()
@@ -99,7 +104,15 @@ def flavors(conn):
             changed("flavor", name)
 
 
-def networks(conn, cidr):
+def public_layout(cidr):
+    """(gateway, allocation pool) of the external /24."""
+    net = ipaddress.ip_network(cidr)
+    if net.prefixlen != 24 or net.version != 4:
+        raise SystemExit(f"the external network must be an IPv4 /24, not {cidr}")
+    return str(net[1]), {"start": str(net[POOL[0]]), "end": str(net[POOL[1]])}
+
+
+def networks(conn, cidr, public_cidr):
     net = conn.network.find_network("private")
     if net is None:
         net = conn.network.create_network(name="private", is_shared=True, description="lab tenant network")
@@ -117,14 +130,21 @@ def networks(conn, cidr):
             is_router_external=True,
             provider_network_type="flat",
             provider_physical_network="public",
-            description="external network (API level only: floating IPs are not routed)",
+            description="external network: the lab host is on it (first address), floating IPs route",
         )
         changed("network", "public")
     if conn.network.find_subnet("public-subnet") is None:
+        gateway, pool = public_layout(public_cidr)
         conn.network.create_subnet(
-            name="public-subnet", network_id=public.id, ip_version=4, cidr=PUBLIC_CIDR, is_dhcp_enabled=False
+            name="public-subnet",
+            network_id=public.id,
+            ip_version=4,
+            cidr=public_cidr,
+            gateway_ip=gateway,
+            allocation_pools=[pool],
+            is_dhcp_enabled=False,
         )
-        changed("subnet", "public-subnet", cidr=PUBLIC_CIDR)
+        changed("subnet", "public-subnet", cidr=public_cidr)
     router = conn.network.find_router("lab-router")
     if router is None:
         router = conn.network.create_router(name="lab-router", external_gateway_info={"network_id": public.id})
@@ -187,6 +207,7 @@ def main(argv=None):
     parser.add_argument("--image")
     parser.add_argument("--image-id")
     parser.add_argument("--cidr")
+    parser.add_argument("--public-cidr")
     args = parser.parse_args(argv)
     with open(args.secrets) as f:
         secrets = json.load(f)
@@ -195,7 +216,7 @@ def main(argv=None):
         identity(conn, secrets)
     else:
         flavors(conn)
-        networks(conn, args.cidr)
+        networks(conn, args.cidr, args.public_cidr)
         image(conn, args.image, args.image_id)
         aggregates(conn)
     print(json.dumps({"ok": args.what}), flush=True)
