@@ -179,7 +179,8 @@ def test_plugins_are_synced_into_the_venv_and_their_users_restarted(lab_settings
     site = lab_settings.cache / "site"
     monkeypatch.setattr(settings.Settings, "site_packages", property(lambda self: site))
     changed = install.sync_plugins(lab_settings)
-    assert changed == {"nova-compute-podman", "nova-compute-fake", "neutron-api"}
+    assert changed == {"nova-compute-podman", "nova-compute-fake", "neutron-api", "lab-network"}
+    assert (site / "monoscape_labnet.py").read_bytes() == (ROOT / "lab" / "monoscape_lab" / "labnet.py").read_bytes()
     assert (site / "nova" / "virt" / "monoscape_podman.py").read_bytes() == (
         ROOT / "lab" / "nova_virt" / "monoscape_podman.py"
     ).read_bytes()
@@ -236,7 +237,7 @@ def test_labctl_status_of_a_lab_that_never_ran_exits_3(tmp_path):
         [str(ROOT / "lab" / "labctl"), "status"], capture_output=True, text=True, env=env, check=False
     )
     assert proc.returncode == 3
-    assert "0/12 services up" in proc.stdout
+    assert "0/13 services up" in proc.stdout
     wait = subprocess.run(
         [str(ROOT / "lab" / "labctl"), "wait", "--timeout", "1"], capture_output=True, text=True, env=env, check=False
     )
