@@ -238,6 +238,9 @@ class PodmanDriver(monoscape_fake.SnapshotFakeDriver):
         netns = self._plug(instance, network_info)
         args = ["run", "-d", "-t", "--name", name, "--systemd=always", "--hostname", instance.hostname or instance.uuid]
         args += ["--no-hosts", "--network", f"ns:{labnet.NETNS_DIR / netns}"]
+        # root of a VM may configure its own interfaces (keepalived adds addresses);
+        # anti-spoofing outside the instance keeps that honest
+        args += ["--cap-add", "NET_ADMIN,NET_RAW"]
         args += self._labels("instance", **{LABEL_INSTANCE: instance.uuid})
         try:
             podman(*args, ref, "/sbin/init")

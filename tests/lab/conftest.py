@@ -10,6 +10,9 @@ Session fixtures:
                      security groups left in it) at the end of the session
   lab_project        one LabProject per test, deleted after the test
   lab_ssh            SSH into instances with a key pair generated per session
+  lab_external       the external network: cidr, the lab host's address on it, its bridge
+  lab_outsider       a network namespace on the external network with another address
+                     (another machine outside the cloud), made and removed by the tests
 
 The lab must already be up (or coming up: `labctl up` running in the background,
 as scripts/test.sh does): the fixtures wait for it and FAIL, never skip, when it
@@ -232,3 +235,71 @@ def lab_ssh(tmp_path_factory):
     key = tmp_path_factory.mktemp("lab-ssh") / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab-tests", "-f", str(key)], check=True)
     return LabSSH(key)
+
+
+@dataclasses.dataclass
+class External:
+    """The lab's external network as the operator (this machine) sees it."""
+
+    network_id: str
+    cidr: str
+    host_address: str  # the lab host's address on it (the public subnet's gateway)
+    bridge: str
+
+
+@pytest.fixture(scope="session")
+def lab_external(lab_admin):
+    network = lab_admin.network.find_network("public")
+    subnet = lab_admin.network.find_subnet("public-subnet")
+    return External(network.id, subnet.cidr, subnet.gateway_ip, f"mslx-{network.id[:10]}")
+
+
+class Outsider:
+    """A machine on the external network at another address than the lab host:
+    a network namespace with a veth on the external bridge."""
+
+    def __init__(self, external, last_octet=250):
+        self.ns = f"mslab-test-out-{secrets.token_hex(2)}"
+        self.veth = f"msto{secrets.token_hex(3)}"
+        base = external.cidr.rsplit(".", 1)[0]
+        self.address = f"{base}.{last_octet}"
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        subprocess.run(
+            ["ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.ns], check=True
+        )
+        subprocess.run(["ip", "link", "set", self.veth, "master", external.bridge, "up"], check=True)
+        for argv in (
+            ["addr", "add", f"{self.address}/24", "dev", "eth0"],
+            ["link", "set", "eth0", "up"],
+            ["link", "set", "lo", "up"],
+            ["route", "add", "default", "via", external.host_address],
+        ):
+            subprocess.run(["ip", "-n", self.ns, *argv], check=True)
+
+    def connects(self, address, port, timeout=3):
+        """True if a TCP connection from this machine to address:port is accepted."""
+        code = (
+            "import socket,sys\n"
+            "try:\n"
+            f"    socket.create_connection(({address!r}, {port}), timeout={timeout}).close()\n"
+            "except OSError:\n"
+            "    sys.exit(1)\n"
+        )
+        proc = subprocess.run(
+            ["ip", "netns", "exec", self.ns, "python3", "-c", code],
+            capture_output=True,
+            timeout=timeout + 10,
+            check=False,
+        )
+        return proc.returncode == 0
+
+    def close(self):
+        subprocess.run(["ip", "netns", "delete", self.ns], check=False)
+        subprocess.run(["ip", "link", "delete", self.veth], check=False)
+
+
+@pytest.fixture(scope="session")
+def lab_outsider(lab_external):
+    outsider = Outsider(lab_external)
+    yield outsider
+    outsider.close()

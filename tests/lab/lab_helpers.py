@@ -30,3 +30,31 @@ def parse_exports(text):
 def podman(*args, check=False):
     env = dict(os.environ, CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", CONTAINERS_CONF))
     return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, check=check)
+
+
+def instance_exec(server_id, command, timeout=30):
+    """Run a shell command inside an instance, as the hypervisor can (podman exec):
+    for tests that need a view from inside the cloud (one instance connecting to
+    another). The bundle itself never does this."""
+    env = dict(os.environ, CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", CONTAINERS_CONF))
+    return subprocess.run(
+        ["podman", "exec", f"monoscape-lab-{server_id}", "bash", "-c", command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_until(predicate, timeout, interval=0.2):
+    """Seconds until predicate() is true, or None after timeout."""
+    import time  # noqa: PLC0415 - only the lab tests wait
+
+    started = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            return None
+        time.sleep(interval)
