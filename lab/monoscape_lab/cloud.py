@@ -428,8 +428,9 @@ class Lab:
                 raise LabError(f"{svc.name} runs but has not reported to nova in 60s", self.s.log(svc.name))
 
     def reconcile_podman(self, state, compute_running):
-        """Remove podman objects of this lab that the cloud does not know (a
-        snapshot's sysprep container only while no nova-compute could be using it)."""
+        """Remove podman objects and instance network namespaces of this lab that
+        the cloud does not know (a snapshot's sysprep container only while no
+        nova-compute could be using it)."""
         known = [
             self.sql_value("SELECT uuid FROM nova.instances WHERE deleted=0"),
             self.sql_value("SELECT id FROM neutron.networks"),
@@ -443,11 +444,21 @@ class Lab:
         if compute_running:
             sysprep = {c["name"] for c in self.podman.containers() if c["labels"].get(LABEL_ROLE) == "sysprep"}
             containers = [c for c in containers if c not in sysprep]
-        if containers or nets or imgs:
-            self.say(f"removing leftovers: {len(containers)} containers, {len(nets)} networks, {len(imgs)} images")
+        namespaces = [
+            name
+            for name in labnet.namespaces()
+            if name.startswith(labnet.VM_NS_PREFIX) and name.removeprefix(labnet.VM_NS_PREFIX) not in instances
+        ]
+        if containers or nets or imgs or namespaces:
+            self.say(
+                f"removing leftovers: {len(containers)} containers, {len(nets)} networks, {len(imgs)} images,"
+                f" {len(namespaces)} instance namespaces"
+            )
             self.podman.remove_containers(containers)
             self.podman.remove_networks(nets)
             self.podman.remove_images(imgs)
+            for name in namespaces:
+                labnet.delete_ns(name)
 
     # ------------------------------------------------------------ init
     def init(self):

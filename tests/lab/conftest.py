@@ -31,7 +31,7 @@ import time
 import openstack
 import openstack.config
 import pytest
-from lab_helpers import ADMIN_CLOUD, labctl, parse_exports
+from lab_helpers import ADMIN_CLOUD, console_host_keys, labctl, parse_exports
 
 
 def connect(clouds_yaml, cloud):
@@ -78,6 +78,52 @@ class LabProject:
     password: str
     cloud: dict  # a clouds.yaml entry for the member user
     conn: openstack.connection.Connection
+    _operator: tuple | None = None
+
+    def operator_network(self, external):
+        """(network, ssh group) of this project made once: a network behind a router
+        with a gateway on the external network, and a security group that lets
+        the lab host (the operator) in on 22. Servers booted on it with that group
+        and given a floating IP (floating_ip) are reachable as on a real cloud."""
+        if self._operator is None:
+            conn = self.conn
+            index = len(self.name) % 200  # a /24 of its own per project, for readable addresses
+            network = conn.network.create_network(name=f"{self.name}-net")
+            subnet = conn.network.create_subnet(
+                network_id=network.id,
+                name=f"{self.name}-subnet",
+                ip_version=4,
+                cidr=f"10.70.{index}.0/24",
+                is_dhcp_enabled=False,
+            )
+            public = conn.network.find_network(external.network_id)
+            router = conn.network.create_router(
+                name=f"{self.name}-router", external_gateway_info={"network_id": public.id}
+            )
+            conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+            group = conn.network.create_security_group(name=f"{self.name}-ssh")
+            conn.network.create_security_group_rule(
+                security_group_id=group.id,
+                direction="ingress",
+                ethertype="IPv4",
+                protocol="tcp",
+                port_range_min=22,
+                port_range_max=22,
+                remote_ip_prefix=f"{external.host_address}/32",
+            )
+            self._operator = (network, group)
+        return self._operator
+
+    def floating_ip(self, server, external, timeout=30):
+        """A floating IP for the server's first port, once it routes (ACTIVE)."""
+        conn = self.conn
+        port = next(conn.network.ports(device_id=server.id))
+        fip = conn.network.create_ip(floating_network_id=external.network_id, port_id=port.id)
+        deadline = time.monotonic() + timeout
+        while conn.network.get_ip(fip).status != "ACTIVE":
+            assert time.monotonic() < deadline, f"floating IP {fip.floating_ip_address} not ACTIVE in {timeout}s"
+            time.sleep(0.3)
+        return fip.floating_ip_address
 
     def clouds_yaml(self, path, cloud_name=None):
         """Write a clouds.yaml (0600) with this project's cloud; returns its path."""
@@ -110,13 +156,13 @@ def delete_project(admin, project):
     with contextlib.suppress(openstack.exceptions.SDKException):
         for keypair in project.conn.compute.keypairs():
             project.conn.compute.delete_keypair(keypair)
+    for fip in admin.network.ips(project_id=pid):  # before the routers: they hold their interfaces
+        admin.network.delete_ip(fip, ignore_missing=True)
     for router in admin.network.routers(project_id=pid):
-        for port in admin.network.ports(device_id=router.id):
+        for port in admin.network.ports(device_id=router.id, device_owner="network:router_interface"):
             with contextlib.suppress(openstack.exceptions.SDKException):
                 admin.network.remove_interface_from_router(router, port_id=port.id)
         admin.network.delete_router(router, ignore_missing=True)
-    for fip in admin.network.ips(project_id=pid):
-        admin.network.delete_ip(fip, ignore_missing=True)
     for port in admin.network.ports(project_id=pid):
         if not port.device_owner.startswith("network:dhcp"):
             admin.network.delete_port(port, ignore_missing=True)
@@ -185,21 +231,41 @@ def lab_project(lab_project_factory, request):
 
 
 class LabSSH:
-    """SSH into the lab's instances as root with the session's key."""
+    """SSH into the lab's instances as the operator does: at a floating IP, as
+    root with the session's key, host keys pinned from the console log (read
+    through the API) and checked strictly."""
 
     def __init__(self, key):
         self.key = key
         self.public_key = pathlib.Path(f"{key}.pub").read_text()
+        self.known_hosts = pathlib.Path(f"{key}.known_hosts")
+        self.known_hosts.touch(mode=0o600)
 
-    def argv(self, ip, command, connect_timeout=3):
+    def pin(self, conn, server, timeout=90):
+        """Add the server's host keys (from its console log) under its id."""
+        deadline = time.monotonic() + timeout
+        while True:
+            keys = console_host_keys(conn.compute.get_server_console_output(server)["output"])
+            if keys or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert keys, f"no SSH host keys in the console log of {server.name}"
+        lines = [ln for ln in self.known_hosts.read_text().splitlines() if not ln.startswith(f"{server.id} ")]
+        lines += [f"{server.id} {key}" for key in keys]
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+        return keys
+
+    def argv(self, ip, command, alias, connect_timeout=3):
         return [
             "ssh",
             "-i",
             str(self.key),
             "-o",
-            "StrictHostKeyChecking=no",
+            "StrictHostKeyChecking=yes",
             "-o",
-            "UserKnownHostsFile=/dev/null",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            f"HostKeyAlias={alias}",
             "-o",
             "BatchMode=yes",
             "-o",
@@ -210,18 +276,20 @@ class LabSSH:
             command,
         ]
 
-    def run(self, ip, command, timeout=60, check=True):
-        proc = subprocess.run(self.argv(ip, command), capture_output=True, text=True, timeout=timeout, check=False)
+    def run(self, ip, command, alias, timeout=60, check=True):
+        proc = subprocess.run(
+            self.argv(ip, command, alias), capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and proc.returncode:
             raise AssertionError(f"ssh {ip} {command!r} -> {proc.returncode}: {proc.stderr.strip()}")
         return proc
 
-    def wait(self, ip, timeout=120):
+    def wait(self, ip, alias, timeout=120):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             try:
-                last = self.run(ip, "true", timeout=15, check=False)
+                last = self.run(ip, "true", alias, timeout=15, check=False)
                 if last.returncode == 0:
                     return
             except subprocess.TimeoutExpired:

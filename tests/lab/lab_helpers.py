@@ -58,3 +58,19 @@ def wait_until(predicate, timeout, interval=0.2):
         if time.monotonic() - started > timeout:
             return None
         time.sleep(interval)
+
+
+def console_host_keys(console):
+    """["<type> <base64>", ...] of the last SSH HOST KEY KEYS block a console log
+    shows (cloud-init's format; lines may carry a `... ec2: ` prefix)."""
+    blocks, current = [], None
+    for line in console.splitlines():
+        text = line.rstrip("\r").split("ec2: ", 1)[-1].strip()
+        if text == "-----BEGIN SSH HOST KEY KEYS-----":
+            current = []
+        elif text == "-----END SSH HOST KEY KEYS-----" and current is not None:
+            blocks.append(current)
+            current = None
+        elif current is not None and text:
+            current.append(" ".join(text.split()[:2]))
+    return blocks[-1] if blocks else []

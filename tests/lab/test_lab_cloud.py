@@ -1,7 +1,8 @@
-"""The lab cloud works like a cloud: servers are real hosts reachable over SSH
-at their Neutron fixed IP; metadata, snapshots, power actions, delete, EC2
-credentials; a fake availability zone for scale. Everything as a member user of
-a fresh project, through openstacksdk or the `openstack` CLI."""
+"""The lab cloud works like a cloud: servers are real hosts, reached over SSH as an
+operator outside the cloud does (a floating IP, host keys pinned from the console
+log); metadata, snapshots, power actions, delete, EC2 credentials; a fake
+availability zone for scale. Everything as a member user of a fresh project,
+through openstacksdk or the `openstack` CLI."""
 
 import ipaddress
 import json
@@ -24,7 +25,7 @@ def container_of(server_id):
 
 
 def fixed_ip(server):
-    return server.addresses["private"][0]["addr"]
+    return next(a["addr"] for addrs in server.addresses.values() for a in addrs if a["OS-EXT-IPS:type"] == "fixed")
 
 
 def wait_status(conn, server, status, timeout=180):
@@ -37,25 +38,30 @@ def project(lab_project_factory):
 
 
 @pytest.fixture(scope="module")
-def boot(project, lab_ssh):
+def boot(project, lab_ssh, lab_external):
     conn = project.conn
     keypair = conn.compute.create_keypair(name=f"{project.name}-key", public_key=lab_ssh.public_key)
     image = conn.image.find_image("debian-12")
     flavor = conn.compute.find_flavor("m1.small")
-    network = conn.network.find_network("private")
+    network, ssh_group = project.operator_network(lab_external)
 
-    def boot(name, image_id=None, **kwargs):
+    def boot(name, image_id=None, reachable=True, **kwargs):
+        """A server; `reachable`: with a floating IP and its host keys pinned (server.address)."""
         started = time.monotonic()
         server = conn.compute.create_server(
             name=f"{project.name}-{name}",
             image_id=image_id or image.id,
             flavor_id=flavor.id,
             networks=[{"uuid": network.id}],
+            security_groups=[{"name": ssh_group.name}, {"name": "default"}],
             key_name=keypair.name,
             **kwargs,
         )
         server = wait_status(conn, server, "ACTIVE")
         server.boot_seconds = time.monotonic() - started
+        if reachable:
+            server.address = project.floating_ip(server, lab_external)
+            lab_ssh.pin(conn, server)
         return server
 
     return boot
@@ -65,32 +71,39 @@ def boot(project, lab_ssh):
 def vm(boot, lab_ssh):
     started = time.monotonic()
     server = boot("vm1")
-    lab_ssh.wait(fixed_ip(server))
+    lab_ssh.wait(server.address, server.id)
     server.ssh_seconds = time.monotonic() - started
     return server
+
+
+def ssh(lab_ssh, server, command, **kwargs):
+    return lab_ssh.run(server.address, command, server.id, **kwargs)
 
 
 def test_bootstrap_resources(lab_admin, lab_clouds_yaml):
     assert oct(lab_clouds_yaml.stat().st_mode & 0o777) == "0o600"
     image = lab_admin.image.find_image("debian-12")
     assert image.visibility == "public" and image.status == "active"
-    assert image.properties["monoscape_lab_podman_image"].startswith("localhost/monoscape/debian-systemd:")
+    assert image.properties["monoscape_lab_podman_image"].startswith("localhost/monoscape-lab/guest:")
     for flavor in ("m1.tiny", "m1.small"):
         assert lab_admin.compute.find_flavor(flavor).ram <= 1024
     network = lab_admin.network.find_network("private")
     assert network.is_shared
     subnet = lab_admin.network.find_subnet("private-subnet")
     assert not ipaddress.ip_network(subnet.cidr).overlaps(MOLECULE_POOL)
+    public = lab_admin.network.find_network("public")
+    assert public.is_router_external
+    assert lab_admin.network.find_router("lab-router").external_gateway_info["network_id"] == public.id
     zones = {z.name for z in lab_admin.compute.availability_zones()}
     assert {"nova", "fake"} <= zones
 
 
-def test_server_is_active_and_answers_ssh_at_its_fixed_ip(vm, project, lab_ssh):
+def test_server_is_active_and_answers_ssh_at_its_floating_ip(vm, project, lab_ssh):
     ip = fixed_ip(vm)
     port = next(project.conn.network.ports(device_id=vm.id))
     assert port.fixed_ips[0]["ip_address"] == ip
     assert vm.availability_zone == "nova"
-    out = lab_ssh.run(ip, "hostname; cat /root/.ssh/authorized_keys; ip -4 -o addr show eth0").stdout
+    out = ssh(lab_ssh, vm, "hostname; cat /root/.ssh/authorized_keys; ip -4 -o addr show eth0").stdout
     hostname, key, addr = out.splitlines()[:3]
     assert hostname == vm.name
     assert key.strip() == lab_ssh.public_key.strip()
@@ -109,36 +122,32 @@ def test_metadata_round_trips(vm, project):
     assert conn.compute.get_server(vm.id).metadata == {"monoscape_role": "node"}
 
 
-def test_console_output_is_the_journal(vm, project):
-    output = project.conn.compute.get_server_console_output(vm, length=20)["output"]
-    assert vm.name in output  # journal lines carry the hostname
-    assert "systemd" in output or "sshd" in output
+def test_console_output_is_the_console(vm, project):
+    output = project.conn.compute.get_server_console_output(vm, length=40)["output"]
+    assert "Reached target" in output and "ssh.service" in output  # systemd's boot, on the tty
+    assert f"root@{vm.name} (ED25519)" in project.conn.compute.get_server_console_output(vm)["output"]
 
 
 @pytest.fixture(scope="module")
 def clone(vm, boot, project, lab_ssh):
     """A server booted from a snapshot of vm1 taken after a file was written on it."""
-    lab_ssh.run(fixed_ip(vm), "echo provisioned-on-vm1 > /root/marker && sync")
+    ssh(lab_ssh, vm, "echo provisioned-on-vm1 > /root/marker && sync")
     conn = project.conn
     started = time.monotonic()
     image = conn.compute.create_server_image(vm, name=f"{project.name}-snap", wait=True, timeout=180)
     image = conn.image.wait_for_status(image, "active", failures=["killed"], interval=0.3, wait=180)
     image.snapshot_seconds = time.monotonic() - started
     server = boot("clone", image_id=image.id)
-    lab_ssh.wait(fixed_ip(server))
+    lab_ssh.wait(server.address, server.id)
     server.snapshot = image
     return server
 
 
 def test_file_survives_snapshot_and_boot_from_snapshot(clone, vm, lab_ssh):
-    ip = fixed_ip(clone)
-    assert lab_ssh.run(ip, "cat /root/marker").stdout.strip() == "provisioned-on-vm1"
-    assert lab_ssh.run(ip, "hostname").stdout.strip() == clone.name
-    # sysprep: a clone has its own identity
-    ids = {
-        lab_ssh.run(fixed_ip(s), "cat /etc/machine-id; cat /etc/ssh/ssh_host_ed25519_key.pub").stdout
-        for s in (vm, clone)
-    }
+    assert ssh(lab_ssh, clone, "cat /root/marker").stdout.strip() == "provisioned-on-vm1"
+    assert ssh(lab_ssh, clone, "hostname").stdout.strip() == clone.name
+    # sysprep: a clone has its own identity (and printed its own host keys at its first boot)
+    ids = {ssh(lab_ssh, s, "cat /etc/machine-id; cat /etc/ssh/ssh_host_ed25519_key.pub").stdout for s in (vm, clone)}
     assert len(ids) == 2
     assert clone.snapshot.properties["monoscape_lab_podman_image"].endswith(clone.snapshot.id)
     print(f"snapshot active after {clone.snapshot.snapshot_seconds:.1f}s")
@@ -160,11 +169,11 @@ EOF"""
 
 
 def test_two_servers_reach_each_other(vm, clone, lab_ssh):
-    a, b = fixed_ip(vm), fixed_ip(clone)
-    for src, dst in ((a, b), (b, a)):
-        banner = lab_ssh.run(src, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{dst}/22; head -c 4 <&3'").stdout
+    """Both are in the default group: its members reach each other, any protocol."""
+    for src, dst in ((vm, clone), (clone, vm)):
+        banner = ssh(lab_ssh, src, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{fixed_ip(dst)}/22; head -c 4 <&3'").stdout
         assert banner == "SSH-"
-        assert f"echo reply from {dst}" in lab_ssh.run(src, PING.format(ip=dst)).stdout
+        assert f"echo reply from {fixed_ip(dst)}" in ssh(lab_ssh, src, PING.format(ip=fixed_ip(dst))).stdout
 
 
 def test_stop_and_start(clone, project, lab_ssh):
@@ -176,15 +185,15 @@ def test_stop_and_start(clone, project, lab_ssh):
     assert server.power_state == 4  # shutdown
     conn.compute.start_server(clone)
     wait_status(conn, clone, "ACTIVE", timeout=60)
-    lab_ssh.wait(fixed_ip(clone), timeout=60)
-    assert lab_ssh.run(fixed_ip(clone), "cat /root/marker").stdout.strip() == "provisioned-on-vm1"
+    lab_ssh.wait(clone.address, clone.id, timeout=60)
+    assert ssh(lab_ssh, clone, "cat /root/marker").stdout.strip() == "provisioned-on-vm1"
     print(f"stop + start + SSH: {time.monotonic() - started:.1f}s")
 
 
 def test_reboot(vm, project, lab_ssh):
     conn = project.conn
     pid1_start = "cut -d' ' -f22 /proc/1/stat"  # start time of PID 1 (systemd), in ticks
-    before = lab_ssh.run(fixed_ip(vm), pid1_start).stdout
+    before = ssh(lab_ssh, vm, pid1_start).stdout
     conn.compute.reboot_server(vm, "SOFT")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -192,8 +201,8 @@ def test_reboot(vm, project, lab_ssh):
         if server.status == "ACTIVE" and not server.task_state:
             break
         time.sleep(0.3)
-    lab_ssh.wait(fixed_ip(vm), timeout=60)
-    assert lab_ssh.run(fixed_ip(vm), pid1_start).stdout != before  # PID 1 started again
+    lab_ssh.wait(vm.address, vm.id, timeout=60)
+    assert ssh(lab_ssh, vm, pid1_start).stdout != before  # PID 1 started again
 
 
 def test_delete_removes_container_and_port(clone, project):
@@ -209,7 +218,7 @@ def test_delete_removes_container_and_port(clone, project):
 
 
 def test_fake_zone_server_costs_no_container(boot, project, lab_admin):
-    server = boot("fake1", availability_zone="fake")
+    server = boot("fake1", reachable=False, availability_zone="fake")
     assert server.availability_zone == "fake"
     assert lab_admin.compute.get_server(server.id).hypervisor_hostname == "lab-fake"
     assert container_of(server.id) is None

@@ -167,32 +167,40 @@ def test_leftover_containers_and_networks_are_removed(lab_env):
         "/sbin/init",
         check=True,
     )
+    netns = f"mslab-vm-{orphan}"  # the network namespace of an instance deleted while nova-compute was down
+    subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         proc = labctl("up")
         assert proc.returncode == 0, proc.stderr
-        assert "removing leftovers: 1 containers, 1 networks" in proc.stdout
+        assert "removing leftovers: 1 containers, 1 networks, 0 images, 1 instance namespaces" in proc.stdout
         assert podman("container", "exists", ctr, check=False).returncode == 1
         assert podman("network", "exists", net, check=False).returncode == 1
+        assert not pathlib.Path("/run/netns", netns).exists()
     finally:
         podman("rm", "-f", ctr, check=False)
         podman("network", "rm", "-f", net, check=False)
+        subprocess.run(["ip", "netns", "delete", netns], check=False)
 
 
-def test_the_lab_recovers_from_a_crash_of_all_its_processes(lab_project, lab_ssh, lab_admin):
+def test_the_lab_recovers_from_a_crash_of_all_its_processes(lab_project, lab_ssh, lab_admin, lab_external):
     """kill -9 every process of the lab (pid files stay behind): `labctl up`
-    brings it back, and a server booted before is ACTIVE and reachable again."""
+    brings it back, and a server booted before is ACTIVE and reachable again at
+    its floating IP (the network state is rebuilt from Neutron's)."""
     conn = lab_project.conn
     key = conn.compute.create_keypair(name=f"{lab_project.name}-key", public_key=lab_ssh.public_key)
+    network, ssh_group = lab_project.operator_network(lab_external)
     server = conn.compute.create_server(
         name=f"{lab_project.name}-crash",
         image_id=conn.image.find_image("debian-12").id,
         flavor_id=conn.compute.find_flavor("m1.tiny").id,
-        networks=[{"uuid": conn.network.find_network("private").id}],
+        networks=[{"uuid": network.id}],
+        security_groups=[{"name": ssh_group.name}],
         key_name=key.name,
     )
     server = conn.compute.wait_for_server(server, interval=0.3, wait=180)
-    ip = server.addresses["private"][0]["addr"]
-    lab_ssh.wait(ip)
+    ip = lab_project.floating_ip(server, lab_external)
+    lab_ssh.pin(conn, server)
+    lab_ssh.wait(ip, server.id)
     deadline = time.monotonic() + 60  # settled: no task running, power state recorded
     while time.monotonic() < deadline:
         server = conn.compute.get_server(server.id)
@@ -212,6 +220,6 @@ def test_the_lab_recovers_from_a_crash_of_all_its_processes(lab_project, lab_ssh
     print(f"recovery after a crash: {time.monotonic() - started:.1f}s")
     assert_all_up()
     assert conn.compute.get_server(server.id).status == "ACTIVE"
-    lab_ssh.wait(ip, timeout=60)
+    lab_ssh.wait(ip, server.id, timeout=60)
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, interval=0.3, wait=60)
