@@ -1,7 +1,10 @@
-"""Fixtures of the os_* module tests: an in-memory cloud (tests/unit/os_fake_cloud.py)
-and ``run(module, args, check_mode=False, diff=False)`` that runs a module against it."""
+"""Fixtures of the os_* module tests: an in-memory cloud (tests/unit/os_fake_cloud.py),
+``run(module, args, check_mode=False, diff=False)`` that runs a module against it,
+and the warnings the modules give."""
 
 import pytest
+
+from ansible_collections.monoscape.paas.plugins.module_utils import openstack as base
 
 from .os_fake_cloud import FakeCloud, run_module
 
@@ -17,3 +20,18 @@ def run(monkeypatch, cloud):
         return run_module(monkeypatch, module, args, cloud, check_mode=check_mode, diff=diff)
 
     return _run
+
+
+@pytest.fixture
+def module_warnings(monkeypatch):
+    """Every warning an os_* module gives (Ansible shows them on the controller or returns
+    them with the result, depending on what the process imported: recorded here)."""
+    given = []
+    warn = base.OpenStackModule.warn
+
+    def record(self, msg):
+        given.append(msg)
+        warn(self, msg)
+
+    monkeypatch.setattr(base.OpenStackModule, "warn", record)
+    return given

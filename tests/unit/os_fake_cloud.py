@@ -232,7 +232,7 @@ class Compute(Base):
         self.zones = ["nova", "fake"]
         self.build_status = "ACTIVE"  # what a new server becomes
         self.console_logs = {}  # server id -> console text, or a list of successive texts
-        self.console_building = set()  # server ids whose console answers 409
+        self.console_building = {}  # server id -> how many console reads answer 409 (still building)
         for name, ram in (("m1.tiny", 256), ("m1.small", 512)):
             flavor = Flavor(id=new_id(), name=name, ram=ram)
             self.flavors_[flavor.id] = flavor
@@ -327,13 +327,14 @@ class Compute(Base):
 
     def get_server_console_output(self, server, length=None):
         """{"output": text}: ``console_logs[server id]`` is a string, or a list of
-        what successive calls see (the last one repeats); a server id in
-        ``console_building`` answers 409 like Nova for a server still building."""
+        what successive calls see (the last one repeats); ``console_building[server
+        id]`` calls answer 409 first, like Nova for a server still building."""
         self._record("get_server_console_output")
         server_id = getattr(server, "id", server)
         if server_id not in self.servers_:
             raise not_found(f"Instance {server_id}")
-        if server_id in self.console_building:
+        if self.console_building.get(server_id):
+            self.console_building[server_id] -= 1
             raise sdk_exc.ConflictException(
                 message=f"Cannot 'get_console_output' instance {server_id} while it is in vm_state building"
             )

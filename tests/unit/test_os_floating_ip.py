@@ -186,7 +186,7 @@ def test_an_address_bound_to_another_server_is_not_taken(run, cloud, server):
     assert cloud.network.ips_[taken["id"]].port_id == taken["port_id"]
 
 
-def test_a_chosen_address_replaces_the_one_the_fixed_address_has(run, cloud, server, capsys):
+def test_a_chosen_address_replaces_the_one_the_fixed_address_has(run, cloud, server, module_warnings):
     first = run(os_floating_ip, FIP)["floating_ip"]
     public_id = cloud.network.find_network("public").id
     cloud.network.create_ip(floating_network_id=public_id, floating_ip_address="203.0.113.77")
@@ -197,7 +197,11 @@ def test_a_chosen_address_replaces_the_one_the_fixed_address_has(run, cloud, ser
     assert result["changed"]
     assert result["floating_ip"]["floating_ip_address"] == "203.0.113.77"
     assert result["disassociated"] == [first["floating_ip_address"]]
-    assert f"floating IP {first['floating_ip_address']} was taken off server" in capsys.readouterr().err
+    assert module_warnings == [
+        f"floating IP {first['floating_ip_address']} was taken off server 'acme-controller' for 203.0.113.77;"
+        " it stays allocated to the project (release it with state: absent,"
+        f" floating_ip_address: {first['floating_ip_address']})"
+    ]
     old = cloud.network.ips_[first["id"]]
     assert old.port_id is None, "the old address stays allocated, not bound"
 
