@@ -25,7 +25,9 @@ description:
     only gets its id updated. If the keys differ, the task fails, naming the server, the old and new
     fingerprints and server ids, and the command that re-pins it on purpose - unless O(repin=true).
   - The file is written atomically (a temporary file renamed over it) with mode 0600; C(changed) only
-    when its content changes.
+    when its content changes. It is read again and written under a lock on its folder, so tasks that
+    pin into the same file at once (one per host, delegated to the control node) keep each other's
+    lines.
   - Check mode (nothing written) and C(--diff) (the file's lines before and after) supported.
 version_added: 0.1.0
 author: Monoscape developers
@@ -182,6 +184,7 @@ from ansible_collections.monoscape.paas.plugins.module_utils.host_keys import (
 from ansible_collections.monoscape.paas.plugins.module_utils.host_keys import (
     parse_console as parse_console_keys,
 )
+from ansible_collections.monoscape.paas.plugins.module_utils.locking import locked
 from ansible_collections.monoscape.paas.plugins.module_utils.openstack import (
     ModuleFailure,
     OpenStackModule,
@@ -364,12 +367,9 @@ class KnownHostsModule(OpenStackModule):
         pins = read_pins(text)
         items = self.wanted(pins)
         if self.params["state"] == "absent":
-            return self.absent(text, pins, items)
+            return self.update(lambda current: self.unpin(current, items))
 
-        def up_to_date(wanted):  # pinned under its name with the same id: nothing to do, no API call
-            return wanted.known and wanted.name in pins and pins[wanted.name].server_id == wanted.id
-
-        self.resolve([w for w in items if not up_to_date(w) and not w.known])
+        self.resolve([w for w in items if not up_to_date(w, pins) and not w.known])
         todo, ids = [], {}
         for wanted in items:
             if ids.setdefault(wanted.name, wanted.id) != wanted.id:
@@ -377,32 +377,60 @@ class KnownHostsModule(OpenStackModule):
                     f"servers[{wanted.index}]: two servers to pin are named {wanted.name!r} ({ids[wanted.name]} and"
                     f" {wanted.id}); one name can pin only one server; nothing was changed"
                 )
-            if not up_to_date(wanted) and wanted not in todo and all(w.name != wanted.name for w in todo):
+            if not up_to_date(wanted, pins) and all(w.name != wanted.name for w in todo):
                 todo.append(wanted)
         self.read_keys(todo)
+        read = {w.name: w for w in todo}
+        return self.update(lambda current: self.pin(current, items, read))
 
+    def update(self, plan):
+        """Apply ``plan(text) -> (new text, result)`` to the file. The file is read
+        again under a lock on its folder (the slow console reads stay outside it),
+        so tasks writing the same file at once (one per host, delegated to the
+        control node) never lose each other's lines."""
+        path = self.params["path"]
+        if self.check_mode:
+            text = self.file_text()
+            return self.finish(text, *plan(text))
+        with locked(os.path.dirname(os.path.abspath(path))):
+            text = self.file_text()
+            new_text, result = plan(text)
+            if new_text != text:
+                try:
+                    write_known_hosts(path, new_text)
+                except OSError as exc:
+                    self.fail(f"cannot write {path}: {exc.strerror or exc}; the file was left as it was")
+        return self.finish(text, new_text, result)
+
+    def pin(self, text, items, read):
+        """(new text, result) pinning the keys ``read`` ({name: Wanted with keys}) in ``text``."""
+        pins = read_pins(text)
         updates, conflicts, previous = {}, [], {}
-        for wanted in todo:
+        for name, wanted in read.items():
             new = {k.key_type: k.key for k in wanted.keys}
-            pin = pins.get(wanted.name)
+            pin = pins.get(name)
             if pin is not None and pin.keys != new:
                 if not self.params["repin"]:
                     conflicts.append((wanted, pin, new))
                     continue
-                previous[wanted.name] = {"id": pin.server_id, "fingerprints": pin.fingerprints}
-            updates[wanted.name] = (wanted.id, wanted.keys)
+                previous[name] = {"id": pin.server_id, "fingerprints": pin.fingerprints}
+            if pin is None or pin.keys != new or pin.server_id != wanted.id:
+                updates[name] = (wanted.id, wanted.keys)
         if conflicts:
             self.fail(self.conflict_message(conflicts))
-
-        new_text = update_known_hosts(text, updates) if updates else text
         pinned = []
         for wanted in items:
             if wanted.name in updates:
                 server_id, keys = updates[wanted.name]
                 fingerprints = [k.fingerprint for k in keys]
-            else:
+            elif wanted.name in read or up_to_date(wanted, pins):
                 pin = pins[wanted.name]
                 server_id, fingerprints = pin.server_id, pin.fingerprints
+            else:  # pinned at the start of the task, pinned otherwise now
+                self.fail(
+                    f"the pin of server {wanted.name!r} in {self.params['path']} was changed by someone else while"
+                    " this task ran; run it again. Nothing was changed"
+                )
             entry = {"name": wanted.name, "id": server_id, "fingerprints": fingerprints}
             entry["changed"] = wanted.name in updates
             if wanted.name in previous:
@@ -413,7 +441,8 @@ class KnownHostsModule(OpenStackModule):
                     f" (server id {server_id})"
                 )
             pinned.append(entry)
-        return self.finish(text, new_text, pinned=pinned)
+        new_text = update_known_hosts(text, updates) if updates else text
+        return new_text, {"pinned": pinned}
 
     def conflict_message(self, conflicts):
         parts = []
@@ -432,27 +461,30 @@ class KnownHostsModule(OpenStackModule):
             " If not, someone else may be answering for it: do not connect. Nothing was changed"
         )
 
-    def absent(self, text, pins, items):
+    def unpin(self, text, items):
+        """(new text, result) without the lines of the names (or pinned ids) in ``items``."""
+        pins = read_pins(text)
+        by_id = {p.server_id: p.name for p in pins.values() if p.server_id}
         names = []
         for wanted in items:
-            name = wanted.name or wanted.text
+            name = wanted.name or by_id.get(wanted.id) or wanted.text
             if name in pins and name not in names:
                 names.append(name)
         new_text = update_known_hosts(text, remove=names) if names else text
-        return self.finish(text, new_text, removed=names)
+        return new_text, {"removed": names}
 
-    def finish(self, text, new_text, **result):
+    def finish(self, text, new_text, result):
         path = self.params["path"]
         changed = new_text != text
-        if changed and not self.check_mode:
-            try:
-                write_known_hosts(path, new_text)
-            except OSError as exc:
-                self.fail(f"cannot write {path}: {exc.strerror or exc}")
         result.update(changed=changed, path=path)
         if self.ansible._diff and changed:
             result["diff"] = {"before": text, "after": new_text, "before_header": path, "after_header": path}
         return result
+
+
+def up_to_date(wanted, pins):
+    """Pinned under its name with the same server id: nothing to do, no API call."""
+    return wanted.known and wanted.name in pins and pins[wanted.name].server_id == wanted.id
 
 
 def looks_like_id(text):

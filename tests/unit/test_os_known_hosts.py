@@ -153,6 +153,43 @@ def test_diff_shows_the_lines(run, nodes, path):
     assert "diff" not in run(os_known_hosts, {"path": str(path), "servers": ["acme-node-0"]}, diff=True)
 
 
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """``meanwhile(change)``: ``change()`` runs after the console logs were read, before the
+    file is written - as another task writing the same file at that moment."""
+
+    def install(change):
+        read_keys = os_known_hosts.KnownHostsModule.read_keys
+
+        def read_then_change(self, items):
+            read_keys(self, items)
+            change()
+
+        monkeypatch.setattr(os_known_hosts.KnownHostsModule, "read_keys", read_then_change)
+
+    return install
+
+
+def test_lines_written_while_the_task_ran_are_kept(run, nodes, path, meanwhile):
+    """Tasks delegated to the control node for each host write one file at once."""
+    other = "acme-lb ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2U= monoscape-server-id=lb\n"
+    meanwhile(lambda: path.write_text(HEADER + "\n" + other))
+    result = run(os_known_hosts, {"path": str(path), "servers": ["acme-node-0"]})
+    assert result["changed"]
+    assert set(read_pins(path.read_text())) == {"acme-lb", "acme-node-0"}
+
+
+def test_a_pin_changed_while_the_task_ran_fails(run, cloud, nodes, path, meanwhile):
+    given = {"name": nodes[0].name, "id": nodes[0].id}
+    run(os_known_hosts, {"path": str(path), "servers": [given]})
+    replaced = path.read_text().replace(nodes[0].id, "someone-else")
+    meanwhile(lambda: path.write_text(replaced))
+    result = run(os_known_hosts, {"path": str(path), "servers": [given, "acme-node-1"]})
+    assert result["failed"]
+    assert "was changed by someone else while this task ran; run it again" in result["msg"]
+    assert path.read_text() == replaced
+
+
 # ---------------------------------------------------------------------- re-created servers
 
 
