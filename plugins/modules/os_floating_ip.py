@@ -381,7 +381,8 @@ class FloatingIpModule(OpenStackModule):
             self.check_reusable(given, ext, port)
         # another address of this network on the same fixed address: Neutron allows one per network
         replaced = [f for f in self.ips_on([port], ext) if f.fixed_ip_address == fixed]
-        before = view(given)
+        # the diff: the address the fixed address had, else the reused address as it was (free)
+        before = view(replaced[0]) if replaced else view(given)
         if self.check_mode:
             after = {"floating_ip_address": wanted_address or "", "fixed_ip_address": fixed, "port_id": port.id}
             simulated = {

@@ -150,8 +150,12 @@ def test_reuses_an_allocated_free_address(run, cloud, server):
     kept = cloud.network.create_ip(floating_network_id=public_id, floating_ip_address="203.0.113.77")
     cloud.calls.clear()
     args = dict(FIP, floating_ip_address="203.0.113.77")
-    check = assert_check_mode_changes_nothing(run, cloud, os_floating_ip, args)
+    check = run(os_floating_ip, args, check_mode=True, diff=True)
+    assert check["changed"]
+    assert cloud.calls.mutations() == []
     assert check["floating_ip"]["id"] == kept.id
+    assert check["diff"]["before"] == {"floating_ip_address": "203.0.113.77", "fixed_ip_address": None, "port_id": None}
+    assert check["diff"]["after"]["port_id"] == fixed_of(cloud, server)[0].id
     first, _ = assert_idempotent(run, cloud, os_floating_ip, args)
     assert first["floating_ip"]["id"] == kept.id
     assert first["floating_ip"]["floating_ip_address"] == "203.0.113.77"
@@ -193,9 +197,11 @@ def test_a_chosen_address_replaces_the_one_the_fixed_address_has(run, cloud, ser
     check = run(os_floating_ip, dict(FIP, floating_ip_address="203.0.113.77"), check_mode=True)
     assert check["disassociated"] == [first["floating_ip_address"]]
     assert cloud.network.ips_[first["id"]].port_id
-    result = run(os_floating_ip, dict(FIP, floating_ip_address="203.0.113.77"))
+    result = run(os_floating_ip, dict(FIP, floating_ip_address="203.0.113.77"), diff=True)
     assert result["changed"]
     assert result["floating_ip"]["floating_ip_address"] == "203.0.113.77"
+    assert result["diff"]["before"]["floating_ip_address"] == first["floating_ip_address"]
+    assert result["diff"]["after"]["floating_ip_address"] == "203.0.113.77"
     assert result["disassociated"] == [first["floating_ip_address"]]
     assert module_warnings == [
         f"floating IP {first['floating_ip_address']} was taken off server 'acme-controller' for 203.0.113.77;"
