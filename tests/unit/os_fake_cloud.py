@@ -231,6 +231,8 @@ class Compute(Base):
         self.servers_ = {}
         self.zones = ["nova", "fake"]
         self.build_status = "ACTIVE"  # what a new server becomes
+        self.console_logs = {}  # server id -> console text, or a list of successive texts
+        self.console_building = {}  # server id -> how many console reads answer 409 (still building)
         for name, ram in (("m1.tiny", 256), ("m1.small", 512)):
             flavor = Flavor(id=new_id(), name=name, ram=ram)
             self.flavors_[flavor.id] = flavor
@@ -276,6 +278,7 @@ class Compute(Base):
 
     # servers
     def servers(self, name=None, **query):
+        self._record("list servers" + (f" name={name}" if name else ""))
         found = list(self.servers_.values())
         if name:
             found = [s for s in found if re.search(name, s.name)]
@@ -322,11 +325,35 @@ class Compute(Base):
         self.servers_[server.id] = server
         return copy.deepcopy(server)
 
+    def get_server_console_output(self, server, length=None):
+        """{"output": text}: ``console_logs[server id]`` is a string, or a list of
+        what successive calls see (the last one repeats); ``console_building[server
+        id]`` calls answer 409 first, like Nova for a server still building."""
+        self._record("get_server_console_output")
+        server_id = getattr(server, "id", server)
+        if server_id not in self.servers_:
+            raise not_found(f"Instance {server_id}")
+        if self.console_building.get(server_id):
+            self.console_building[server_id] -= 1
+            raise sdk_exc.ConflictException(
+                message=f"Cannot 'get_console_output' instance {server_id} while it is in vm_state building"
+            )
+        logs = self.console_logs.get(server_id, "")
+        if isinstance(logs, str):
+            logs = [logs]
+        text = logs.pop(0) if len(logs) > 1 else (logs[0] if logs else "")
+        if length is not None:
+            text = "\n".join(text.splitlines()[-length:])
+        return {"output": text}
+
     def delete_server(self, server_id, ignore_missing=True):
         self._record("delete_server")
         self.servers_.pop(server_id, None)
         for port_id in [p.id for p in self.cloud.network.ports_.values() if p.device_id == server_id]:
             del self.cloud.network.ports_[port_id]
+            for fip in self.cloud.network.ips_.values():  # Neutron disassociates them
+                if fip.port_id == port_id:
+                    fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
 
     def start_server(self, server_id):
         self._record("start_server")
@@ -369,7 +396,12 @@ class Network(Base):
         self.groups_ = {}
         self.rules_ = {}
         self.ports_ = {}
-        net = Res(id=new_id(), name="private")
+        self.routers_ = {}
+        self.ips_ = {}
+        self.fip_activation_polls = 1  # get_ip calls before an associated floating IP turns ACTIVE; None: never
+        self.refuse_chosen_fip_address = False  # Neutron's default policy for non-admins
+        self.lose_next_fip_answer = False  # create_ip creates, then the answer is lost (503)
+        net = Res(id=new_id(), name="private", is_router_external=False)
         self.networks_[net.id] = net
 
     def find_network(self, name_or_id, ignore_missing=True):
@@ -378,8 +410,150 @@ class Network(Base):
     def networks(self):
         return list(self.networks_.values())
 
-    def ports(self, device_id):
-        return [copy.deepcopy(p) for p in self.ports_.values() if p.device_id == device_id]
+    def ports(self, device_id=None, network_id=None):
+        return [
+            copy.deepcopy(p)
+            for p in self.ports_.values()
+            if device_id in (None, p.device_id) and network_id in (None, p.network_id)
+        ]
+
+    def get_port(self, port_id):
+        if port_id not in self.ports_:
+            raise not_found(f"Port {port_id}")
+        return copy.deepcopy(self.ports_[port_id])
+
+    # test set-up (not SDK calls): networks and routers
+    def add_network(self, name, external=False):
+        net = Res(id=new_id(), name=name, is_router_external=external)
+        self.networks_[net.id] = net
+        return net
+
+    def add_router(self, name, gateway=None, interfaces=()):
+        """A router with its gateway on network ``gateway`` and interfaces on ``interfaces`` (names)."""
+        by_name = {n.name: n.id for n in self.networks_.values()}
+        router = Res(
+            id=new_id(),
+            name=name,
+            gateway_network_id=by_name[gateway] if gateway else None,
+            interface_network_ids={by_name[i] for i in interfaces},
+        )
+        self.routers_[router.id] = router
+        return router
+
+    # floating IPs: Neutron's rules (reachability, one per fixed IP and network), status by "L3 agent"
+    def ips(self, **query):
+        found = [
+            f for f in self.ips_.values() if all(value is None or f.get(key) == value for key, value in query.items())
+        ]
+        return [copy.deepcopy(f) for f in found]
+
+    def get_ip(self, fip_id):
+        fip = self.ips_.get(fip_id)
+        if fip is None:
+            raise not_found(f"Floating IP {fip_id}")
+        if fip.port_id and fip.status != "ACTIVE" and self.fip_activation_polls is not None:
+            fip.polls = fip.get("polls", 0) + 1
+            if fip.polls >= self.fip_activation_polls:
+                fip.status = "ACTIVE"
+        return copy.deepcopy(fip)
+
+    def _router_for(self, fip_network_id, port):
+        for router in self.routers_.values():
+            if router.gateway_network_id == fip_network_id and port.network_id in router.interface_network_ids:
+                return router
+        message = (
+            f"External network {fip_network_id} is not reachable from subnet {port.network_id}-subnet.  Therefore,"
+            f" cannot associate Port {port.id} with a Floating IP."
+        )
+        raise sdk_exc.NotFoundException(message=message, details=message)
+
+    def _bind(self, fip, port_id, fixed_ip_address):
+        """Associate ``fip`` (a stored Res) with a port, as Neutron checks it."""
+        port = self.ports_.get(port_id)
+        if port is None:
+            raise not_found(f"Port {port_id}")
+        router = self._router_for(fip.floating_network_id, port)
+        fixed = fixed_ip_address or port.fixed_ips[0]["ip_address"]
+        if fixed not in [e["ip_address"] for e in port.fixed_ips]:
+            raise sdk_exc.BadRequestException(message=f"Port {port.id} does not have fixed ip {fixed}")
+        for other in self.ips_.values():
+            if (
+                other.id != fip.id
+                and other.port_id == port.id
+                and other.fixed_ip_address == fixed
+                and other.floating_network_id == fip.floating_network_id
+            ):
+                raise sdk_exc.ConflictException(
+                    message=f"Cannot associate floating IP {fip.floating_ip_address} ({fip.id}) with port"
+                    f" {port.id} using fixed IP {fixed}, as that fixed IP already has a floating IP on external"
+                    f" network {fip.floating_network_id}."
+                )
+        fip.update(port_id=port.id, fixed_ip_address=fixed, router_id=router.id, status="DOWN", polls=0)
+        self._sync_addresses()
+
+    def _sync_addresses(self):
+        """Nova's view: floating addresses listed next to the fixed ones of each server."""
+        for server in self.cloud.compute.servers_.values():
+            for entries in server.addresses.values():
+                entries[:] = [e for e in entries if e.get("OS-EXT-IPS:type") != "floating"]
+            for fip in self.ips_.values():
+                port = self.ports_.get(fip.port_id) if fip.port_id else None
+                if port is None or port.device_id != server.id:
+                    continue
+                name = self.networks_[port.network_id].name
+                server.addresses.setdefault(name, []).append(
+                    {"addr": fip.floating_ip_address, "version": 4, "OS-EXT-IPS:type": "floating"}
+                )
+
+    def create_ip(self, **attrs):
+        self._record("create_ip")
+        network = self.networks_.get(attrs.get("floating_network_id"))
+        if network is None or not network.get("is_router_external"):
+            raise sdk_exc.BadRequestException(message="Bad floatingip request: network is not external")
+        address = attrs.get("floating_ip_address")
+        if address and self.refuse_chosen_fip_address:
+            raise sdk_exc.ForbiddenException(
+                message="(rule:create_floatingip and rule:create_floatingip:floating_ip_address)"
+                " is disallowed by policy"
+            )
+        if address and any(f.floating_ip_address == address for f in self.ips_.values()):
+            raise sdk_exc.ConflictException(message=f"IP address {address} already allocated in subnet public-subnet")
+        fip = Res(
+            id=new_id(),
+            floating_ip_address=address or f"203.0.113.{10 + len(self.ips_)}",
+            floating_network_id=network.id,
+            fixed_ip_address=None,
+            port_id=None,
+            router_id=None,
+            status="DOWN",
+            project_id=self.cloud.project_id,
+        )
+        if attrs.get("port_id"):
+            self._bind(fip, attrs["port_id"], attrs.get("fixed_ip_address"))  # checked before it is stored
+        self.ips_[fip.id] = fip
+        self._sync_addresses()
+        if self.lose_next_fip_answer:
+            self.lose_next_fip_answer = False
+            raise sdk_exc.HttpException(message="503 Service Unavailable (the answer was lost)", response=Response(503))
+        return copy.deepcopy(fip)
+
+    def update_ip(self, fip_id, **attrs):
+        self._record("update_ip")
+        fip = self.ips_.get(fip_id)
+        if fip is None:
+            raise not_found(f"Floating IP {fip_id}")
+        if attrs.get("port_id"):
+            self._bind(fip, attrs["port_id"], attrs.get("fixed_ip_address"))
+        elif "port_id" in attrs:
+            fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+            self._sync_addresses()
+        return copy.deepcopy(fip)
+
+    def delete_ip(self, fip_id, ignore_missing=True):
+        self._record("delete_ip")
+        if self.ips_.pop(fip_id, None) is None and not ignore_missing:
+            raise not_found(f"Floating IP {fip_id}")
+        self._sync_addresses()
 
     def find_security_group(self, name_or_id, ignore_missing=True, project_id=None):
         return self._find(self.groups_, name_or_id, ignore_missing, project_id=project_id)

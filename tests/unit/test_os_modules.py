@@ -22,7 +22,7 @@ from ansible_collections.monoscape.paas.plugins.modules import (
 )
 from ansible_collections.monoscape.paas.plugins.plugin_utils.secret_result import has_secret
 
-from .os_fake_cloud import FakeCloud, Res, run_module
+from .os_fake_cloud import Res
 
 # test fixtures, not real credentials
 PASSWORD, PASSWORD_2 = "s3cret-pw", "other-pw"
@@ -30,19 +30,6 @@ SECRET, SECRET_2 = "first-secret", "second-secret"
 MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 ED25519_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDlVxPj0XBlWf1Uu2lkyP7J3q6J0xs3Jg8v1WZ5Zq9nV alice@example"
 ED25519_PUB_2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq8ZxY1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9 bob@example"
-
-
-@pytest.fixture
-def cloud():
-    return FakeCloud()
-
-
-@pytest.fixture
-def run(monkeypatch, cloud):
-    def _run(module, args, check_mode=False, diff=False):
-        return run_module(monkeypatch, module, args, cloud, check_mode=check_mode, diff=diff)
-
-    return _run
 
 
 def assert_idempotent(run, cloud, module, args):
