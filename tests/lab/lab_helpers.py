@@ -62,15 +62,7 @@ def wait_until(predicate, timeout, interval=0.2):
 
 def console_host_keys(console):
     """["<type> <base64>", ...] of the last SSH HOST KEY KEYS block a console log
-    shows (cloud-init's format; lines may carry a `... ec2: ` prefix)."""
-    blocks, current = [], None
-    for line in console.splitlines():
-        text = line.rstrip("\r").split("ec2: ", 1)[-1].strip()
-        if text == "-----BEGIN SSH HOST KEY KEYS-----":
-            current = []
-        elif text == "-----END SSH HOST KEY KEYS-----" and current is not None:
-            blocks.append(current)
-            current = None
-        elif current is not None and text:
-            current.append(" ".join(text.split()[:2]))
-    return blocks[-1] if blocks else []
+    shows (cloud-init's format), read by the bundle's own parser."""
+    from ansible_collections.monoscape.paas.plugins.module_utils.host_keys import parse_console  # noqa: PLC0415
+
+    return [f"{key.key_type} {key.key}" for key in parse_console(console) or []]

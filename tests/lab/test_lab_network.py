@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import openstack
 import pytest
-from lab_helpers import instance_exec, wait_until
+from lab_helpers import console_host_keys, instance_exec, wait_until
 
 CHANGE_WITHIN = 5  # seconds, for rule, membership and floating IP changes
 ROUTED_CIDR = "10.60.0.0/24"
@@ -353,16 +353,7 @@ def test_port_security_disabled_is_not_filtered(cloud):
 def test_console_log_shows_the_ssh_host_keys_of_the_first_boot(cloud):
     conn, web = cloud["conn"], cloud["servers"]["web"]
     console = conn.compute.get_server_console_output(web)["output"]
-    keys_in_console = set()
-    inside = False
-    for line in console.splitlines():
-        text = line.rstrip("\r").split("ec2: ", 1)[-1].strip()
-        if text == "-----BEGIN SSH HOST KEY KEYS-----":
-            inside = True
-        elif text == "-----END SSH HOST KEY KEYS-----":
-            inside = False
-        elif inside and text:
-            keys_in_console.add(" ".join(text.split()[:2]))
+    keys_in_console = set(console_host_keys(console))
     assert "-----BEGIN SSH HOST KEY FINGERPRINTS-----" in console
     on_disk = instance_exec(web.id, "cat /etc/ssh/ssh_host_*_key.pub").stdout
     assert keys_in_console == {" ".join(line.split()[:2]) for line in on_disk.splitlines()}

@@ -2,11 +2,9 @@
 ansible-playbook runs, as the member user of a fresh project: the project's own
 network, subnet and router (gateway on the external network `public`) made with
 openstacksdk here, a server on it (a podman host: it has a real console log),
-then a floating IP given twice (changed, then not) and released, and the
-server's SSH host keys pinned from its console log and used by a strict ssh.
-
-The lab's floating IPs exist at API level only (no L3 agent): they stay DOWN, so
-the floating IP tasks run with `wait: false`."""
+then a floating IP given twice (changed, then not; the first run waits until it
+routes) and released, and the server's SSH host keys pinned from its console log
+and used by a strict ssh from this machine (outside the cloud) at the floating IP."""
 
 import ipaddress
 import secrets
@@ -18,7 +16,6 @@ from os_play import Play, failed, ok
 pytestmark = pytest.mark.lab
 
 CHECK = {"check_mode": True}
-# podman bridges take the subnet; keep clear of private (10.42.0.0/22) and molecule's pool (10.89.60.0/22)
 CIDRS = ipaddress.ip_network("10.201.0.0/16")
 
 
@@ -28,7 +25,7 @@ def play(tmp_path, lab_clouds_yaml):
 
 
 @pytest.fixture
-def tenant_network(lab_project):
+def tenant_network(lab_project, lab_external):
     """network + subnet + router with its gateway on `public`, made by the member user;
     a second network without a router. All deleted with the project."""
     conn = lab_project.conn
@@ -58,31 +55,43 @@ def tenant_network(lab_project):
         cidr=str(lonely_cidr),
         is_dhcp_enabled=False,
     )
-    return net, lonely, public
+    return net, lonely, public, lab_external
 
 
-def boot(conn, name, network, zone, key_name=None):
+def boot(conn, name, network, zone, *, key_name=None, groups=("default",)):
     server = conn.compute.create_server(
         name=name,
         image_id=conn.image.find_image("debian-12").id,
         flavor_id=conn.compute.find_flavor("m1.tiny").id,
         networks=[{"uuid": network.id}],
         availability_zone=zone,
-        key_name=key_name,
+        security_groups=[{"name": g} for g in groups],
+        **({"key_name": key_name} if key_name else {}),
     )
     return conn.compute.wait_for_server(server, status="ACTIVE", failures=["ERROR"], interval=0.5, wait=300)
 
 
 def test_floating_ip_and_host_keys(play, lab_project, tenant_network, lab_ssh, tmp_path):
     conn, cloud = lab_project.conn, lab_project.cloud
-    net, lonely, public = tenant_network
+    net, lonely, public, lab_external = tenant_network
     key = conn.compute.create_keypair(name=f"{lab_project.name}-key", public_key=lab_ssh.public_key)
-    server = boot(conn, "fip-node-1", net, "nova", key_name=key.name)  # a podman host: a real console log
+    ssh_group = conn.network.create_security_group(name=f"{lab_project.name}-ssh")
+    conn.network.create_security_group_rule(
+        security_group_id=ssh_group.id,
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=22,
+        port_range_max=22,
+        remote_ip_prefix=f"{lab_external.host_address}/32",
+    )
+    # a podman host: a real console log
+    server = boot(conn, "fip-node-1", net, "nova", key_name=key.name, groups=(ssh_group.name,))
     boot(conn, "no-router-1", lonely, "fake")
     fixed = server.addresses[net.name][0]["addr"]
     known_hosts = tmp_path / "known_hosts"
 
-    fip = {"server": "fip-node-1", "network": "public", "wait": False}
+    fip = {"server": "fip-node-1", "network": "public"}
     pin = {"path": str(known_hosts), "servers": ["fip-node-1"], "console_timeout": 180}
 
     # check mode allocates nothing
@@ -104,7 +113,8 @@ def test_floating_ip_and_host_keys(play, lab_project, tenant_network, lab_ssh, t
     )
     first = ok(results["fip_1"], changed=True)["floating_ip"]
     assert ok(results["fip_2"], changed=False)["floating_ip"]["id"] == first["id"]
-    assert ipaddress.ip_address(first["floating_ip_address"]) in ipaddress.ip_network("203.0.113.0/24")
+    assert ipaddress.ip_address(first["floating_ip_address"]) in ipaddress.ip_network(lab_external.cidr)
+    assert first["status"] == "ACTIVE"  # it routes: the first run waited for it
     assert first["fixed_ip_address"] == fixed
     assert first["floating_network_id"] == public.id
     port = next(conn.network.ports(device_id=server.id))
@@ -116,7 +126,7 @@ def test_floating_ip_and_host_keys(play, lab_project, tenant_network, lab_ssh, t
     ok(results["pin_2"], changed=False)
     assert pinned["id"] == server.id
     assert pinned["fingerprints"]
-    # the pinned keys are the server's own: a strict ssh through its fixed address succeeds
+    # the pinned keys are the server's own: a strict ssh from outside, at the floating IP, succeeds
     strict = subprocess.run(
         [
             "ssh",
@@ -132,7 +142,7 @@ def test_floating_ip_and_host_keys(play, lab_project, tenant_network, lab_ssh, t
             "BatchMode=yes",
             "-o",
             "ConnectTimeout=10",
-            f"root@{fixed}",
+            f"root@{first['floating_ip_address']}",
             "cat /etc/ssh/ssh_host_ed25519_key.pub",
         ],
         capture_output=True,
