@@ -4,6 +4,7 @@ catalog, paged /servers/detail, microversion refusal, bad credentials)."""
 
 import json
 import os
+import pathlib
 import shlex
 import subprocess
 import threading
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import yaml
 from ansible.plugins.connection import ConnectionBase
 
 from ansible_collections.monoscape.paas.plugins.inventory import openstack_servers as plugin
@@ -260,6 +262,7 @@ def workdir(tmp_path, cloud):
             "alpha": entry("alice"),
             "beta": entry("bob"),
             "delta": entry("carol"),
+            "monoscape": entry("carol"),  # the name inventory/openstack.example.yml reads
             "badpass": entry("alice", BAD),
             "down": entry("alice", url="http://127.0.0.1:9/v3"),
             # a region list needs openstacksdk's loader (the slow, complete path)
@@ -614,6 +617,27 @@ def test_constructed_options_see_openstack_and_ssh_variables(workdir, cloud):
     ]
     assert "monoscape-controller" not in members(data, "fixed_only")
     assert members(data, "kind_controller") == ["monoscape-controller"]
+
+
+@pytest.mark.parametrize("source", ["inventory/openstack.example.yml", "inventory/lab/10-openstack.yml"])
+def test_shipped_configs_give_the_playbooks_their_groups_and_ssh(workdir, cloud, source):
+    """Each config alone (plus clouds.yaml) gives the playbooks their groups and SSH settings."""
+    example = yaml.safe_load(pathlib.Path(ROOT, source).read_text())
+    example["clouds_yaml_path"] = [str(workdir / "clouds.yaml")]
+    proc, data = inventory(workdir, example, env={"HOME": str(workdir)})
+    assert proc.returncode == 0, proc.stderr
+    hostvars = data["_meta"]["hostvars"]
+    assert sorted(hostvars) == MONOSCAPE
+    assert members(data, "monoscape_controller") == ["monoscape-controller"]
+    assert members(data, "monoscape_nodes") == ["monoscape-node-1", "monoscape-node-2"]
+    assert members(data, "monoscape_builders") == ["monoscape-builder"]
+    state = workdir / ".config" / "monoscape" / "monoscape"
+    node = hostvars["monoscape-node-1"]
+    assert node["ansible_user"] == "root"
+    assert node["ansible_ssh_private_key_file"] == str(state / "id_ed25519")
+    assert ssh_argv(node)[:6] == strict(state / "known_hosts", "monoscape-node-1")
+    assert proxy_argv(ssh_argv(node))[-3:] == ["-W", "%h:%p", f"root@{FIP}"]
+    assert ssh_argv(hostvars["monoscape-controller"]) == strict(state / "known_hosts", "monoscape-controller")
 
 
 def test_cache_key_includes_the_deployment(workdir, cloud):
