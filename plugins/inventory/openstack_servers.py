@@ -201,6 +201,7 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/monoscape/inventory
 cache_timeout: 300
 
+---
 # Servers on a provider network, reachable at their fixed addresses: no bastion.
 plugin: monoscape.paas.openstack_servers
 clouds: [monoscape]
