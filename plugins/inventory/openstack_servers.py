@@ -20,6 +20,18 @@ description:
   - A cloud that cannot be read fails the inventory (with the cloud's name and the reason) unless
     O(allow_partial=true). Set C(any_unparsed_is_failed) in ansible.cfg so that a failed inventory
     stops a playbook instead of running it on no hosts.
+  - With O(deployment) set, only the servers whose metadata C(monoscape_deployment) equals it become
+    hosts; the other servers of the project (other deployments, other teams) are ignored entirely.
+    Nova's server list cannot filter by metadata (it refuses a C(metadata) query from an admin and
+    drops it for a member), so this filter runs on the control node and the list stays one call per
+    cloud; O(server_filters) narrows what Nova returns.
+  - Hosts go into the groups the playbooks target by their C(monoscape_role) - C(monoscape_controller),
+    C(monoscape_nodes), C(monoscape_builders) (O(role_groups)).
+  - SSH settings come from the plugin, per host and only for the options given - O(ssh_user),
+    O(ssh_private_key_file), O(ssh_known_hosts_file) (strict host key checking against that file,
+    the host key looked up under the server name). A server reached at its fixed address goes
+    through its deployment's controller, which has the floating IP, as an SSH bastion
+    (C(ProxyCommand); O(bastion), O(bastion_role)).
   - The result can be cached (O(cache)); a cached run does not import openstacksdk at all.
   - "Select it with a YAML file containing C(plugin: monoscape.paas.openstack_servers)."
 version_added: 0.1.0
@@ -50,6 +62,28 @@ options:
       - Seconds before one HTTP request to a cloud times out.
     type: int
     default: 30
+  bastion:
+    description:
+      - Reach servers that use their fixed address as C(ansible_host) (they have no floating IP; see
+        O(private)) through their deployment's bastion - the one C(ACTIVE) server of the same cloud,
+        project and metadata C(monoscape_deployment) whose C(monoscape_role) is O(bastion_role), at its
+        floating IP. Such a host gets in C(ansible_ssh_common_args)
+        C(-o ProxyCommand="ssh [-i <ssh_private_key_file>] [-o UserKnownHostsFile=<ssh_known_hosts_file>
+        -o StrictHostKeyChecking=yes -o HostKeyAlias=<bastion server name>] -o BatchMode=yes
+        -o ConnectTimeout=10 -W %h:%p [<ssh_user>@]<bastion floating IP>"), and the variable
+        C(monoscape_bastion) names the bastion's host.
+      - The bastion itself, servers with a floating IP and servers without C(monoscape_deployment) get
+        no C(ProxyCommand); nor does any host with O(private=true) (the fixed addresses are then
+        reachable directly, as on a provider network).
+      - A deployment with several C(ACTIVE) O(bastion_role) servers, or whose O(bastion_role) server
+        has no floating IP, gets no C(ProxyCommand) and a warning.
+    type: bool
+    default: true
+  bastion_role:
+    description:
+      - The C(monoscape_role) metadata value of the server that is its deployment's SSH bastion.
+    type: str
+    default: controller
   cloud_groups:
     description:
       - Put each host into C(cloud_<cloud name>).
@@ -69,6 +103,13 @@ options:
     default: []
     env:
       - name: OS_CLIENT_CONFIG_FILE
+  deployment:
+    description:
+      - Name of a Monoscape deployment. When set, only the servers whose metadata
+        C(monoscape_deployment) equals it become hosts; every other server is ignored (in no group,
+        no host variables). Empty means every server.
+    type: str
+    default: ""
   error_group:
     description:
       - Group for servers in C(ERROR) status.
@@ -104,28 +145,71 @@ options:
       - Use the fixed (private) address for C(ansible_host) even when the server has a floating IP.
     type: bool
     default: false
+  role_groups:
+    description:
+      - Group of each C(monoscape_role) metadata value - the groups the playbooks target. As for
+        O(metadata_groups), servers in C(ERROR) or without an address are not put in them.
+    type: dict
+    default:
+      controller: monoscape_controller
+      node: monoscape_nodes
+      builder: monoscape_builders
   server_filters:
     description:
       - Query parameters of Nova's server list (for example C(status), C(name) as a regular expression,
         C(availability_zone)).
     type: dict
     default: {}
+  ssh_known_hosts_file:
+    description:
+      - A known_hosts file whose lines name the servers by their server name. When set, every host gets
+        C(-o UserKnownHostsFile=<path> -o StrictHostKeyChecking=yes -o HostKeyAlias=<server name>) in
+        C(ansible_ssh_common_args) (and the bastion hop of O(bastion) checks the bastion the same way).
+      - Unset leaves C(ansible_ssh_common_args) to the inventory's other sources, except for the
+        C(ProxyCommand) of O(bastion).
+      - C(ansible.cfg) C(ssh_args) and C(host_key_checking) come first on ssh's command line and ssh
+        keeps the first value of an option, so they must not set C(StrictHostKeyChecking) or
+        C(UserKnownHostsFile).
+    type: path
+  ssh_private_key_file:
+    description:
+      - Private key for SSH, set as C(ansible_ssh_private_key_file) (C(~) expanded) and used for the
+        bastion hop. Unset sets nothing.
+    type: path
+  ssh_user:
+    description:
+      - Remote user for SSH, set as C(ansible_user) and used for the bastion hop. Unset sets nothing.
+    type: str
 """
 
 EXAMPLES = r"""
 # inventory/openstack.yml - ansible-inventory -i inventory/openstack.yml --graph
+# The servers of deployment monoscape: groups monoscape_controller, monoscape_nodes,
+# monoscape_builders (and role_*, tenant_*, app_*). The controller is reached at its floating
+# IP; the nodes, which have only fixed addresses, through the controller (ProxyCommand).
 plugin: monoscape.paas.openstack_servers
 clouds: [monoscape]
-# plays target role_controller, role_node, tenant_acme, app_hello, ...
+deployment: monoscape
+ssh_user: root
+ssh_private_key_file: ~/.config/monoscape/monoscape/id_ed25519
+ssh_known_hosts_file: ~/.config/monoscape/monoscape/known_hosts
 keyed_groups:
   - key: openstack.availability_zone
     prefix: az
-compose:
-  ansible_user: "'root'"
 cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/monoscape/inventory
 cache_timeout: 300
+
+---
+# Servers on a provider network, reachable at their fixed addresses: no bastion.
+plugin: monoscape.paas.openstack_servers
+clouds: [monoscape]
+deployment: monoscape
+private: true
+ssh_user: debian
+compose:
+  ansible_become: "true"
 """
 
 import hashlib
@@ -133,6 +217,7 @@ import json
 import logging
 import os
 import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleParserError
@@ -196,6 +281,56 @@ def pick_address(server, private=False, only_ipv4=False):
     floating = first_address(server.get("floating_ips") or [], only_ipv4)
     host = fixed if private else (floating or fixed)
     return host, fixed, floating
+
+
+def roles_of(server):
+    """The server's monoscape_role values (comma-separated, like the metadata groups)."""
+    return [v.strip() for v in str(server["metadata"].get("monoscape_role") or "").split(",") if v.strip()]
+
+
+def deployment_of(server):
+    """What makes a deployment: its name (metadata monoscape_deployment) within one cloud and
+    project - the project's network is what the bastion reaches the other servers on. None for a
+    server without the metadata."""
+    name = server["metadata"].get("monoscape_deployment")
+    return (server["cloud"], server.get("project_id"), name) if name else None
+
+
+def ssh_token(text):
+    """`text` with `%` doubled: ssh expands %-tokens in UserKnownHostsFile, IdentityFile and
+    ProxyCommand."""
+    return str(text).replace("%", "%%")
+
+
+def known_hosts_options(known_hosts, alias):
+    """ssh arguments that check the host key strictly against `known_hosts`, under the name `alias`."""
+    return [
+        "-o",
+        f"UserKnownHostsFile={ssh_token(known_hosts)}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"HostKeyAlias={alias}",
+    ]
+
+
+def proxy_command(address, alias, user=None, key_file=None, known_hosts=None):
+    """The ProxyCommand that reaches a host through the bastion at `address`, whose known_hosts
+    name is `alias`: a /bin/sh command line, in which ssh first expands its %-tokens."""
+    argv = ["ssh"]
+    if key_file:
+        argv += ["-i", ssh_token(key_file)]  # the bastion hop's ssh expands %-tokens here too
+    if known_hosts:
+        argv += known_hosts_options(known_hosts, alias)
+    argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-W", "%h:%p", f"{user}@{address}" if user else address]
+    # %h:%p are meant for the outer ssh to expand; everything else is literal
+    return " ".join(arg if arg == "%h:%p" else ssh_token(shlex.quote(arg)) for arg in argv)
+
+
+def double_quoted(text):
+    """`text` in double quotes that shlex.split (what Ansible does with ansible_ssh_common_args)
+    turns back into `text`, as one argument."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def describe_error(exc):
@@ -435,6 +570,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     f"cannot read servers - {text}. Fix the cloud, drop it from clouds, or set allow_partial: true"
                 )
             self.display.warning(f"openstack_servers: skipped - {text}")
+        deployment = self.get_option("deployment")
+        if deployment:
+            servers = [s for s in servers if s["metadata"].get("monoscape_deployment") == deployment]
         return servers
 
     # ------------------------------------------------------------------ populating
@@ -452,10 +590,79 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             )
         return [s["name"] if counts[s["name"]] == 1 else f"{s['name']}-{s['id'][:8]}" for s in servers]
 
+    def _bastions(self, servers, hostnames):
+        """{deployment_of(server): (host name, server, floating IP)} of the deployments with one
+        usable bastion; warns about the deployments whose bastion is ambiguous or unreachable."""
+        if not self.get_option("bastion") or self.get_option("private"):
+            return {}
+        role, only_ipv4 = self.get_option("bastion_role"), self.get_option("only_ipv4")
+        candidates = {}
+        for hostname, server in zip(hostnames, servers, strict=True):
+            deployment = deployment_of(server)
+            if deployment and server["status"] == "ACTIVE" and role in roles_of(server):
+                candidates.setdefault(deployment, []).append((hostname, server))
+        bastions = {}
+        for deployment, found in candidates.items():
+            cloud, _, name = deployment
+            where = f"deployment {name} (cloud {cloud})"
+            if len(found) > 1:
+                self.display.warning(
+                    f"openstack_servers: {where} has several ACTIVE {role} servers"
+                    f" ({', '.join(sorted(h for h, _ in found))}); its servers without a floating IP"
+                    " get no bastion (ProxyCommand)"
+                )
+                continue
+            hostname, server = found[0]
+            floating = first_address(server["floating_ips"], only_ipv4)
+            if not floating:
+                self.display.warning(
+                    f"openstack_servers: the {role} {hostname} of {where} has no floating IP; its servers"
+                    " without a floating IP get no bastion (ProxyCommand)"
+                )
+                continue
+            bastions[deployment] = (hostname, server, floating)
+        return bastions
+
+    def _ssh_variables(self, hostname, server, host, floating, bastions):
+        """The SSH host variables of one host, from the options that are set."""
+        user = self.get_option("ssh_user")
+        key_file = self.get_option("ssh_private_key_file")
+        key_file = os.path.expanduser(key_file) if key_file else None
+        known_hosts = self.get_option("ssh_known_hosts_file")
+        known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
+        variables, args = {}, []
+        if user:
+            variables["ansible_user"] = user
+        if key_file:
+            variables["ansible_ssh_private_key_file"] = key_file
+        if known_hosts:
+            args += [shlex.quote(arg) for arg in known_hosts_options(known_hosts, server["name"])]
+        bastion = bastions.get(deployment_of(server))
+        if bastion and host and not floating and bastion[0] != hostname:
+            bastion_host, bastion_server, address = bastion
+            command = proxy_command(address, bastion_server["name"], user, key_file, known_hosts)
+            variables["monoscape_bastion"] = bastion_host
+            args += ["-o", f"ProxyCommand={double_quoted(command)}"]
+        if args:
+            variables["ansible_ssh_common_args"] = " ".join(args)
+        return variables
+
+    def _groups_of(self, server, host):
+        """The metadata and role groups of a server (none for servers in ERROR or without an address)."""
+        if server["status"] == "ERROR" or not host:
+            return []
+        names = []
+        for key, prefix in (self.get_option("metadata_groups") or {}).items():
+            for value in str(server["metadata"].get(key) or "").split(","):
+                if value.strip():
+                    names.append(f"{prefix}_{value.strip()}")
+        role_groups = self.get_option("role_groups") or {}
+        names += [role_groups[role] for role in roles_of(server) if role_groups.get(role)]
+        return [safe_group(name) for name in names]
+
     def _populate(self, servers):
         inventory = self.inventory
         private, only_ipv4 = self.get_option("private"), self.get_option("only_ipv4")
-        metadata_groups = self.get_option("metadata_groups") or {}
         cloud_groups = self.get_option("cloud_groups")
         error_group = safe_group(self.get_option("error_group"))
         no_address_group = safe_group(self.get_option("no_address_group"))
@@ -469,24 +676,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 known_groups.add(name)
             return name
 
-        for hostname, server in zip(self._hostnames(servers), servers, strict=True):
+        hostnames = self._hostnames(servers)
+        bastions = self._bastions(servers, hostnames)
+        for hostname, server in zip(hostnames, servers, strict=True):
             host, fixed, floating = pick_address(server, private, only_ipv4)
             facts = dict(server, private_ip=fixed, public_ip=floating)
             inventory.add_host(hostname)
             inventory.set_variable(hostname, "openstack", facts)
             if host:
                 inventory.set_variable(hostname, "ansible_host", host)
+            ssh = self._ssh_variables(hostname, server, host, floating, bastions)
+            for name, value in ssh.items():
+                inventory.set_variable(hostname, name, value)
             if cloud_groups:
                 inventory.add_child(group(safe_group(f"cloud_{server['cloud']}")), hostname)
             if server["status"] == "ERROR":
                 inventory.add_child(group(error_group), hostname)
             elif not host:
                 inventory.add_child(group(no_address_group), hostname)
-            else:
-                for key, prefix in metadata_groups.items():
-                    for value in str(server["metadata"].get(key) or "").split(","):
-                        if value.strip():
-                            inventory.add_child(group(safe_group(f"{prefix}_{value.strip()}")), hostname)
+            for name in self._groups_of(server, host):
+                inventory.add_child(group(name), hostname)
             if compose or groups or keyed:
                 variables = {"facts": facts, "openstack": facts, "ansible_host": host}
                 self._set_composite_vars(compose, variables, hostname, strict=strict)
@@ -496,7 +705,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _cache_key(self, path):
         options = {
             key: self.get_option(key)
-            for key in ("clouds", "clouds_yaml_path", "all_projects", "server_filters", "api_timeout")
+            for key in ("clouds", "clouds_yaml_path", "all_projects", "server_filters", "api_timeout", "deployment")
         }
         options["schema"] = CACHE_SCHEMA
         digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -66,7 +66,14 @@ class Deployment:
         (self.inventory / "group_vars" / "all").mkdir(parents=True)
         (self.inventory / "00-localhost.yml").write_text((lab / "00-localhost.yml").read_text())
         plugin = yaml.safe_load((lab / "10-openstack.yml").read_text())
-        plugin.update(clouds=[self.name], clouds_yaml_path=[str(self.state / "clouds.yaml")])
+        # the plugin config names the deployment and its state folder's files (SSH settings too)
+        plugin.update(
+            clouds=[self.name],
+            clouds_yaml_path=[str(self.state / "clouds.yaml")],
+            deployment=self.name,
+            ssh_private_key_file=str(self.state / "id_ed25519"),
+            ssh_known_hosts_file=str(self.state / "known_hosts"),
+        )
         (self.inventory / "10-openstack.yml").write_text(yaml.safe_dump(plugin))
         settings = yaml.safe_load((lab / "group_vars" / "all" / "deployment.yml").read_text())
         settings.update(
@@ -76,9 +83,6 @@ class Deployment:
             monoscape_apps=[{"tenant": "demo", "app": "hello", "version": "1.0.0", "package": str(PACKAGE)}],
         )
         (self.inventory / "group_vars" / "all" / "deployment.yml").write_text(yaml.safe_dump(settings))
-        for name in ("connection.yml",):
-            source = lab / "group_vars" / "all" / name
-            (self.inventory / "group_vars" / "all" / name).write_text(source.read_text())
 
     def run(self, step, script, timeout=1800, **variables):
         """Run a runbook command with INVENTORY set; returns (rc, output, seconds)."""

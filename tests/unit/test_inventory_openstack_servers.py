@@ -4,6 +4,8 @@ catalog, paged /servers/detail, microversion refusal, bad credentials)."""
 
 import json
 import os
+import pathlib
+import shlex
 import subprocess
 import threading
 import uuid
@@ -11,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import yaml
+from ansible.plugins.connection import ConnectionBase
 
 from ansible_collections.monoscape.paas.plugins.inventory import openstack_servers as plugin
 
@@ -60,13 +64,83 @@ PROJECTS = {
 }
 
 
+def tenant_net(*addresses):
+    return {"tenant": list(addresses)}
+
+
+def tagged(deployment, role, **extra):
+    return {"monoscape_deployment": deployment, "monoscape_role": role, **extra}
+
+
+FIP = "203.0.113.10"  # the floating IP of deployment monoscape's controller
+# carol's project holds several deployments and servers of other teams
+PROJECTS["carol"] = [
+    server(
+        "monoscape-controller",
+        addresses=tenant_net(address("10.1.0.10"), address(FIP, "floating")),
+        metadata=tagged("monoscape", "controller"),
+    ),
+    server("monoscape-node-1", addresses=tenant_net(address("10.1.0.21")), metadata=tagged("monoscape", "node")),
+    server("monoscape-node-2", addresses=tenant_net(address("10.1.0.22")), metadata=tagged("monoscape", "node")),
+    server("monoscape-builder", addresses=tenant_net(address("10.1.0.30")), metadata=tagged("monoscape", "builder")),
+    server(
+        "monoscape-node-3",
+        status="ERROR",
+        addresses=tenant_net(address("10.1.0.23")),
+        metadata=tagged("monoscape", "node"),
+    ),
+    server("monoscape-node-4", status="BUILD", addresses={}, metadata=tagged("monoscape", "node")),
+    # deployment other: its old controller is shut off, so the running one is the bastion
+    server(
+        "other-controller",
+        addresses=tenant_net(address("10.2.0.10"), address("203.0.113.20", "floating")),
+        metadata=tagged("other", "controller"),
+    ),
+    server(
+        "other-controller-old",
+        status="SHUTOFF",
+        addresses=tenant_net(address("10.2.0.11")),
+        metadata=tagged("other", "controller"),
+    ),
+    server("other-node-1", addresses=tenant_net(address("10.2.0.21")), metadata=tagged("other", "node")),
+    # deployment twoctl: two running controllers, no telling which is the bastion
+    server(
+        "twoctl-controller-a",
+        addresses=tenant_net(address("10.3.0.10"), address("203.0.113.30", "floating")),
+        metadata=tagged("twoctl", "controller"),
+    ),
+    server(
+        "twoctl-controller-b",
+        addresses=tenant_net(address("10.3.0.11"), address("203.0.113.31", "floating")),
+        metadata=tagged("twoctl", "controller"),
+    ),
+    server("twoctl-node-1", addresses=tenant_net(address("10.3.0.21")), metadata=tagged("twoctl", "node")),
+    # deployment nofip: its controller has no floating IP
+    server("nofip-controller", addresses=tenant_net(address("10.4.0.10")), metadata=tagged("nofip", "controller")),
+    server("nofip-node-1", addresses=tenant_net(address("10.4.0.21")), metadata=tagged("nofip", "node")),
+    # other teams' servers: no Monoscape metadata (one named like a Monoscape node)
+    server("monoscape-node-2", addresses=tenant_net(address("10.9.0.2"))),
+    server("jenkins", addresses=tenant_net(address("10.9.0.3"), address("203.0.113.90", "floating"))),
+]
+MONOSCAPE = [
+    "monoscape-builder",
+    "monoscape-controller",
+    "monoscape-node-1",
+    "monoscape-node-2",
+    "monoscape-node-3",
+    "monoscape-node-4",
+]
+
+
 class Cloud(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests = []
+        self.queries = []  # the query of each server list call
         self.refuse_microversion = False
+        self.page = PAGE
         self.base = f"http://127.0.0.1:{self.server_address[1]}"
 
 
@@ -106,14 +180,17 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(406, {"computeFault": {"message": "Version 2.47 is not supported by the API."}})
                 return
             query = parse_qs(url.query)
+            cloud.queries.append(query)
+            if "metadata" in query:  # as Nova answers an admin (a member's is dropped)
+                self.reply(400, {"badRequest": {"code": 400, "message": "Invalid filter field: metadata."}})
+                return
             servers = PROJECTS[user]
             start = int(query.get("marker_index", ["0"])[0])
-            page = servers[start : start + PAGE]
+            page = servers[start : start + cloud.page]
             body = {"servers": page}
-            if start + PAGE < len(servers):
-                body["servers_links"] = [
-                    {"rel": "next", "href": f"{cloud.base}/compute/v2.1/servers/detail?marker_index={start + PAGE}"}
-                ]
+            if start + cloud.page < len(servers):
+                next_url = f"{cloud.base}/compute/v2.1/servers/detail?marker_index={start + cloud.page}"
+                body["servers_links"] = [{"rel": "next", "href": next_url}]
             self.reply(200, body)
             return
         self.reply(404, {"error": {"message": f"no route {url.path}"}})
@@ -184,6 +261,8 @@ def workdir(tmp_path, cloud):
         "clouds": {
             "alpha": entry("alice"),
             "beta": entry("bob"),
+            "delta": entry("carol"),
+            "monoscape": entry("carol"),  # the name inventory/openstack.example.yml reads
             "badpass": entry("alice", BAD),
             "down": entry("alice", url="http://127.0.0.1:9/v3"),
             # a region list needs openstacksdk's loader (the slow, complete path)
@@ -192,6 +271,7 @@ def workdir(tmp_path, cloud):
     }
     (tmp_path / "clouds.yaml").write_text(json.dumps(clouds))
     cloud.refuse_microversion = False
+    cloud.page = PAGE
     return tmp_path
 
 
@@ -206,7 +286,7 @@ def plain(value):
     return value
 
 
-def inventory(workdir, config, *args):
+def inventory(workdir, config, *args, env=None):
     path = workdir / "openstack_servers.yml"
     path.write_text(json.dumps({"plugin": "monoscape.paas.openstack_servers", **config}))
     env = dict(
@@ -215,6 +295,7 @@ def inventory(workdir, config, *args):
         ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
         NO_COLOR="1",
         ANSIBLE_NOCOLOR="1",
+        **(env or {}),
     )
     proc = subprocess.run(
         ["ansible-inventory", "-i", str(path), "--list", *args],
@@ -230,6 +311,36 @@ def inventory(workdir, config, *args):
 
 def members(data, group):
     return sorted(data.get(group, {}).get("hosts", []))
+
+
+def grouped_hosts(data):
+    """Every host that is in some group."""
+    return {host for name, group in data.items() if name != "_meta" for host in group.get("hosts", [])}
+
+
+def warnings(proc):
+    """stderr with its line wrapping undone."""
+    return " ".join(proc.stderr.split())
+
+
+def ssh_argv(hostvars):
+    """ansible_ssh_common_args as the ssh connection plugin splits it into ssh's arguments."""
+    return ConnectionBase._split_ssh_args(hostvars["ansible_ssh_common_args"])
+
+
+def proxy_argv(argv):
+    """The bastion hop's command line, from a host's ssh arguments."""
+    proxies = [a for a in argv if a.startswith("ProxyCommand=")]
+    assert len(proxies) == 1, argv
+    assert argv[argv.index(proxies[0]) - 1] == "-o"
+    return shlex.split(proxies[0].removeprefix("ProxyCommand="))
+
+
+def strict(known_hosts, alias):
+    return ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes", "-o", f"HostKeyAlias={alias}"]
+
+
+SSH_VARIABLES = ("ansible_user", "ansible_ssh_private_key_file", "ansible_ssh_common_args", "monoscape_bastion")
 
 
 def test_groups_hostvars_and_addresses(workdir, cloud):
@@ -256,6 +367,10 @@ def test_groups_hostvars_and_addresses(workdir, cloud):
     assert members(data, "tenant_acme") == ["ctl", "node-1"]
     assert members(data, "app_hello") == members(data, "app_blog") == ["node-1"]
     assert len(members(data, "tenant_Big_Corp")) == 1
+    # the groups the playbooks target
+    assert members(data, "monoscape_controller") == ["ctl"]
+    assert members(data, "monoscape_nodes") == ["node-1"]
+    assert "monoscape_builders" not in data
     # servers that cannot be reached go to explicit groups, not to role groups
     assert members(data, "openstack_error") == ["broken"]
     assert members(data, "openstack_no_address") == ["booting"]
@@ -272,6 +387,8 @@ def test_groups_hostvars_and_addresses(workdir, cloud):
     assert "ansible_host" not in hostvars["booting"]
     assert hostvars["ctl"]["openstack"]["flavor"] == "m1.tiny"
     assert hostvars["ctl"]["openstack"]["cloud"] == "alpha"
+    # no SSH option given, no deployment metadata: no SSH variable (group_vars keep their say)
+    assert not [(h, v) for h, hv in hostvars.items() for v in SSH_VARIABLES if v in hv]
 
 
 def test_private_and_ids(workdir, cloud):
@@ -324,6 +441,224 @@ def test_cache_serves_without_calling_the_cloud(workdir, cloud):
     assert len(cloud.requests) > before
 
 
+# ---------------------------------------------------------------------- deployments, SSH, bastion
+
+
+def test_deployment_keeps_only_its_servers(workdir, cloud):
+    cloud.page = 100  # one page: the count below is the number of list calls
+    before, queries = len(cloud.requests), len(cloud.queries)
+    proc, data = inventory(workdir, {"clouds": ["delta"], "deployment": "monoscape"})
+    assert proc.returncode == 0, proc.stderr
+    calls = cloud.requests[before:]
+    assert [c[1] for c in calls if c[0] == "GET" and "/servers" in c[1]] == ["/compute/v2.1/servers/detail"]
+    assert len([c for c in calls if c[0] == "POST"]) == 1
+    assert all("metadata" not in q for q in cloud.queries[queries:])
+    hostvars = data["_meta"]["hostvars"]
+    # other deployments and other teams' servers are nowhere; the other team's monoscape-node-2 does
+    # not rename ours
+    assert sorted(hostvars) == MONOSCAPE
+    assert sorted(grouped_hosts(data)) == MONOSCAPE
+    assert "several servers are named" not in proc.stderr
+    assert members(data, "monoscape_controller") == ["monoscape-controller"]
+    assert members(data, "monoscape_nodes") == ["monoscape-node-1", "monoscape-node-2"]
+    assert members(data, "monoscape_builders") == ["monoscape-builder"]
+    assert members(data, "role_node") == ["monoscape-node-1", "monoscape-node-2"]
+    # an ERROR server (even with an address) and one without an address stay out of the role groups
+    assert members(data, "openstack_error") == ["monoscape-node-3"]
+    assert members(data, "openstack_no_address") == ["monoscape-node-4"]
+    assert len(members(data, "cloud_delta")) == 6
+    # no ssh_* options: no user, key or known_hosts; the bastion still applies
+    assert not [
+        (h, v) for h, hv in hostvars.items() for v in ("ansible_user", "ansible_ssh_private_key_file") if v in hv
+    ]
+    assert "ansible_ssh_common_args" not in hostvars["monoscape-controller"]
+    assert proxy_argv(ssh_argv(hostvars["monoscape-node-1"]))[-3:] == ["-W", "%h:%p", FIP]
+    assert hostvars["monoscape-node-1"]["monoscape_bastion"] == "monoscape-controller"
+
+
+def test_role_groups_can_be_renamed(workdir, cloud):
+    config = {"clouds": ["delta"], "deployment": "monoscape", "role_groups": {"node": "app hosts"}}
+    proc, data = inventory(workdir, config)
+    assert proc.returncode == 0, proc.stderr
+    assert members(data, "app_hosts") == ["monoscape-node-1", "monoscape-node-2"]
+    assert "monoscape_controller" not in data
+    assert "monoscape_nodes" not in data
+
+
+def test_ssh_variables_and_the_bastion(workdir, cloud):
+    key = workdir / "key dir" / "id_ed25519"  # a space: quoting matters
+    known_hosts = workdir / "state" / "known_hosts"
+    config = {
+        "clouds": ["delta"],
+        "deployment": "monoscape",
+        "ssh_user": "root",
+        "ssh_private_key_file": "~/key dir/id_ed25519",
+        "ssh_known_hosts_file": "~/state/known_hosts",
+    }
+    proc, data = inventory(workdir, config, env={"HOME": str(workdir)})
+    assert proc.returncode == 0, proc.stderr
+    assert "StrictHostKeyChecking=no" not in proc.stdout
+    hostvars = data["_meta"]["hostvars"]
+    for name in MONOSCAPE:
+        assert hostvars[name]["ansible_user"] == "root"
+        assert hostvars[name]["ansible_ssh_private_key_file"] == str(key)
+    # the controller (the bastion) is reached at its floating IP, checked under its name
+    controller = hostvars["monoscape-controller"]
+    assert controller["ansible_host"] == FIP
+    assert ssh_argv(controller) == strict(known_hosts, "monoscape-controller")
+    assert "monoscape_bastion" not in controller
+    # a node: its own host key, and the hop through the controller as ONE -o argument
+    node = hostvars["monoscape-node-1"]
+    assert node["ansible_host"] == "10.1.0.21"
+    argv = ssh_argv(node)
+    assert argv == shlex.split(node["ansible_ssh_common_args"])
+    assert argv[:6] == strict(known_hosts, "monoscape-node-1")
+    assert len(argv) == 8
+    assert argv[6:8] == ["-o", argv[7]] and argv[7].startswith("ProxyCommand=ssh ")
+    assert f"-W %h:%p root@{FIP}" in argv[7]
+    assert "HostKeyAlias=monoscape-controller" in argv[7]
+    assert proxy_argv(argv) == [
+        "ssh",
+        "-i",
+        str(key),
+        *strict(known_hosts, "monoscape-controller"),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-W",
+        "%h:%p",
+        f"root@{FIP}",
+    ]
+    assert node["monoscape_bastion"] == "monoscape-controller"
+    for name in ("monoscape-node-2", "monoscape-builder"):
+        assert proxy_argv(ssh_argv(hostvars[name])) == proxy_argv(argv)
+        assert hostvars[name]["monoscape_bastion"] == "monoscape-controller"
+    # no address, no ProxyCommand (but its host key is still checked strictly)
+    assert ssh_argv(hostvars["monoscape-node-4"]) == strict(known_hosts, "monoscape-node-4")
+
+
+@pytest.mark.parametrize("option", [{"private": True}, {"bastion": False}])
+def test_no_bastion_when_private_or_off(workdir, cloud, option):
+    config = {"clouds": ["delta"], "deployment": "monoscape", "ssh_known_hosts_file": "/kh", **option}
+    proc, data = inventory(workdir, config)
+    assert proc.returncode == 0, proc.stderr
+    hostvars = data["_meta"]["hostvars"]
+    for name in MONOSCAPE:
+        assert "ProxyCommand" not in hostvars[name]["ansible_ssh_common_args"]
+        assert "monoscape_bastion" not in hostvars[name]
+    assert ssh_argv(hostvars["monoscape-node-1"]) == strict("/kh", "monoscape-node-1")
+    if option.get("private"):
+        assert hostvars["monoscape-controller"]["ansible_host"] == "10.1.0.10"
+
+
+def test_host_key_alias_is_the_server_name(workdir, cloud):
+    """known_hosts names servers by name, whatever the inventory host name is."""
+    config = {"clouds": ["delta"], "deployment": "monoscape", "hostname": "id", "ssh_known_hosts_file": "/kh"}
+    proc, data = inventory(workdir, config)
+    assert proc.returncode == 0, proc.stderr
+    by_name = {hv["openstack"]["name"]: (h, hv) for h, hv in data["_meta"]["hostvars"].items()}
+    controller_id, controller = by_name["monoscape-controller"]
+    assert ssh_argv(controller) == strict("/kh", "monoscape-controller")
+    _, node = by_name["monoscape-node-1"]
+    assert ssh_argv(node)[:6] == strict("/kh", "monoscape-node-1")
+    assert strict("/kh", "monoscape-controller") == proxy_argv(ssh_argv(node))[1:7]
+    assert node["monoscape_bastion"] == controller_id
+
+
+def test_bastion_of_each_deployment_and_warnings(workdir, cloud):
+    """No deployment set: every deployment of the project gets its own bastion, or a warning."""
+    proc, data = inventory(workdir, {"clouds": ["delta"], "ssh_user": "root"})
+    assert proc.returncode == 0, proc.stderr
+    hostvars = data["_meta"]["hostvars"]
+    stderr = warnings(proc)
+    # monoscape and other: each through its own running controller (not the shut-off one)
+    assert proxy_argv(ssh_argv(hostvars["monoscape-node-1"]))[-1] == f"root@{FIP}"
+    other = proxy_argv(ssh_argv(hostvars["other-node-1"]))
+    assert other[-3:] == ["-W", "%h:%p", "root@203.0.113.20"]
+    assert "-i" not in other and not [a for a in other if a.startswith(("UserKnownHostsFile", "HostKeyAlias"))]
+    assert hostvars["other-node-1"]["monoscape_bastion"] == "other-controller"
+    # the controllers themselves never go through a bastion
+    for name in ("monoscape-controller", "other-controller", "twoctl-controller-a", "nofip-controller"):
+        assert "ansible_ssh_common_args" not in hostvars[name], name
+    # two running controllers: no bastion, a warning naming both
+    assert "ansible_ssh_common_args" not in hostvars["twoctl-node-1"]
+    assert "monoscape_bastion" not in hostvars["twoctl-node-1"]
+    assert "deployment twoctl (cloud delta) has several ACTIVE controller servers" in stderr
+    assert "(twoctl-controller-a, twoctl-controller-b)" in stderr
+    # a controller without a floating IP: no bastion, a warning saying so
+    assert "ansible_ssh_common_args" not in hostvars["nofip-node-1"]
+    assert "the controller nofip-controller of deployment nofip (cloud delta) has no floating IP" in stderr
+    assert "deployment other" not in stderr and "deployment monoscape" not in stderr
+    # servers without deployment metadata get no bastion
+    untagged = [h for h, hv in hostvars.items() if not hv["openstack"]["metadata"]]
+    assert len(untagged) == 2
+    assert all("ansible_ssh_common_args" not in hostvars[h] for h in untagged)
+    # without a deployment the role groups mix the deployments: what deployment is for
+    assert "other-controller" in members(data, "monoscape_controller")
+
+
+def test_constructed_options_see_openstack_and_ssh_variables(workdir, cloud):
+    config = {
+        "clouds": ["delta"],
+        "deployment": "monoscape",
+        "compose": {"deployment_name": "openstack.metadata.monoscape_deployment"},
+        "groups": {"behind_bastion": "monoscape_bastion is defined", "fixed_only": "not openstack.floating_ips"},
+        "keyed_groups": [{"key": "openstack.metadata.monoscape_role", "prefix": "kind"}],
+    }
+    proc, data = inventory(workdir, config)
+    assert proc.returncode == 0, proc.stderr
+    assert data["_meta"]["hostvars"]["monoscape-node-1"]["deployment_name"] == "monoscape"
+    assert members(data, "behind_bastion") == [
+        "monoscape-builder",
+        "monoscape-node-1",
+        "monoscape-node-2",
+        "monoscape-node-3",
+    ]
+    assert "monoscape-controller" not in members(data, "fixed_only")
+    assert members(data, "kind_controller") == ["monoscape-controller"]
+
+
+@pytest.mark.parametrize("source", ["inventory/openstack.example.yml", "inventory/lab/10-openstack.yml"])
+def test_shipped_configs_give_the_playbooks_their_groups_and_ssh(workdir, cloud, source):
+    """Each config alone (plus clouds.yaml) gives the playbooks their groups and SSH settings."""
+    example = yaml.safe_load(pathlib.Path(ROOT, source).read_text())
+    example["clouds_yaml_path"] = [str(workdir / "clouds.yaml")]
+    proc, data = inventory(workdir, example, env={"HOME": str(workdir)})
+    assert proc.returncode == 0, proc.stderr
+    hostvars = data["_meta"]["hostvars"]
+    assert sorted(hostvars) == MONOSCAPE
+    assert members(data, "monoscape_controller") == ["monoscape-controller"]
+    assert members(data, "monoscape_nodes") == ["monoscape-node-1", "monoscape-node-2"]
+    assert members(data, "monoscape_builders") == ["monoscape-builder"]
+    state = workdir / ".config" / "monoscape" / "monoscape"
+    node = hostvars["monoscape-node-1"]
+    assert node["ansible_user"] == "root"
+    assert node["ansible_ssh_private_key_file"] == str(state / "id_ed25519")
+    assert ssh_argv(node)[:6] == strict(state / "known_hosts", "monoscape-node-1")
+    assert proxy_argv(ssh_argv(node))[-3:] == ["-W", "%h:%p", f"root@{FIP}"]
+    assert ssh_argv(hostvars["monoscape-controller"]) == strict(state / "known_hosts", "monoscape-controller")
+
+
+def test_cache_key_includes_the_deployment(workdir, cloud):
+    config = {
+        "clouds": ["delta"],
+        "deployment": "monoscape",
+        "cache": True,
+        "cache_plugin": "ansible.builtin.jsonfile",
+        "cache_connection": str(workdir / "cache"),
+    }
+    proc, first = inventory(workdir, config)
+    assert proc.returncode == 0, proc.stderr
+    before = len(cloud.requests)
+    proc, again = inventory(workdir, config)
+    assert len(cloud.requests) == before and again == first
+    proc, other = inventory(workdir, {**config, "deployment": "other"})
+    assert proc.returncode == 0, proc.stderr
+    assert len(cloud.requests) > before, "another deployment is not served from the first one's cache"
+    assert sorted(other["_meta"]["hostvars"]) == ["other-controller", "other-controller-old", "other-node-1"]
+
+
 # ---------------------------------------------------------------------- pure helpers
 
 
@@ -372,3 +707,35 @@ def test_plain_clouds_yaml_entries_skip_openstacksdk():
 )
 def test_other_entries_go_through_openstacksdk(entry):
     assert plugin.fast_target("c", entry) is None
+
+
+@pytest.mark.parametrize("text", ["ProxyCommand=ssh -W %h:%p root@x", "a \"quoted\" \\ 'single' $HOME `x`"])
+def test_double_quoted_survives_shlex_split(text):
+    assert shlex.split(f"-o {plugin.double_quoted(text)}") == ["-o", text]
+
+
+def test_proxy_command_quotes_paths_and_escapes_percent():
+    command = plugin.proxy_command("198.51.100.7", "ctl 1", "ops", "/keys/my key%1", "/kh/it's")
+    # the outer ssh expands %-tokens first (%% -> %); what is left is the shell's command line
+    expanded = command.replace("%h", "10.0.0.9").replace("%p", "22").replace("%%", "%")
+    assert shlex.split(expanded) == [
+        "ssh",
+        "-i",
+        "/keys/my key%%1",  # the bastion hop's ssh expands %-tokens in it again
+        "-o",
+        "UserKnownHostsFile=/kh/it's",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "HostKeyAlias=ctl 1",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-W",
+        "10.0.0.9:22",
+        "ops@198.51.100.7",
+    ]
+    assert plugin.proxy_command("198.51.100.7", "ctl") == (
+        "ssh -o BatchMode=yes -o ConnectTimeout=10 -W %h:%p 198.51.100.7"
+    )
