@@ -8,8 +8,9 @@ short_description: Everything a Monoscape deployment owns in an OpenStack cloud
 description:
   - Lists the resources of one Monoscape deployment - servers tagged with the metadata
     C(monoscape_deployment=<deployment>) or owned by its project, images owned by the project or
-    carrying the property C(monoscape_deployment), the project's security groups and ports, the key
-    pairs and EC2 credentials of its user, and the project and user themselves.
+    carrying the property C(monoscape_deployment), the project's security groups, floating IPs,
+    routers, networks, subnets and ports, the key pairs and EC2 credentials of its user, and the
+    project and user themselves.
   - The status playbook reads it (as the tenant user) and the teardown playbook uses it (as an admin,
     with O(all_projects=true)) to prove that nothing of the deployment is left.
   - Names and ids only - never a secret. Never changes anything; check mode is supported.
@@ -133,6 +134,28 @@ ports:
   returned: always
   type: list
   elements: dict
+floating_ips:
+  description: Floating IPs allocated to the project (C(id), C(floating_ip_address), C(port_id)).
+  returned: always
+  type: list
+  elements: dict
+routers:
+  description:
+    - Routers of the project (C(id), C(name), C(external_network_id) of the gateway, C(interfaces) - the
+      subnet ids it has an interface on).
+  returned: always
+  type: list
+  elements: dict
+networks:
+  description: Networks owned by the project (C(id), C(name)); shared networks of others are not listed.
+  returned: always
+  type: list
+  elements: dict
+subnets:
+  description: Subnets owned by the project (C(id), C(name), C(cidr), C(network_id)).
+  returned: always
+  type: list
+  elements: dict
 keypairs:
   description: Names of the user's key pairs.
   returned: always
@@ -240,8 +263,10 @@ class DeploymentInfoModule(OpenStackModule):
         return sorted(found, key=lambda i: (i["created_at"] or "", i["id"]))
 
     def network_resources(self, project_id):
+        """The project's security groups, floating IPs, routers, networks, subnets and ports."""
+        found = dict.fromkeys(("security_groups", "floating_ips", "routers", "networks", "subnets", "ports"), [])
         if not project_id:
-            return [], []
+            return found
         network = self.conn.network
         if self.params["all_projects"]:
             # Neutron creates a project's default group when asked for that project's groups:
@@ -249,16 +274,59 @@ class DeploymentInfoModule(OpenStackModule):
             listed = self.call(lambda: list(network.security_groups()))
         else:
             listed = self.call(lambda: list(network.security_groups(project_id=project_id)))
-        groups = [{"id": g.id, "name": g.name} for g in listed if g.project_id == project_id]
-        ports = [
+        found["security_groups"] = sorted(
+            ({"id": g.id, "name": g.name} for g in listed if g.project_id == project_id), key=lambda g: g["name"] or ""
+        )
+        ports = self.call(lambda: list(network.ports(project_id=project_id)))
+        found["ports"] = [
             {
                 "id": p.id,
                 "device_owner": p.device_owner,
                 "fixed_ips": [ip.get("ip_address") for ip in p.fixed_ips or []],
             }
-            for p in self.call(lambda: list(network.ports(project_id=project_id)))
+            for p in ports
         ]
-        return sorted(groups, key=lambda g: g["name"] or ""), ports
+        found["floating_ips"] = sorted(
+            (
+                {"id": f.id, "floating_ip_address": f.floating_ip_address, "port_id": f.port_id}
+                for f in self.call(lambda: list(network.ips(project_id=project_id)))
+            ),
+            key=lambda f: f["floating_ip_address"] or "",
+        )
+        found["routers"] = sorted(
+            (
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "external_network_id": (r.external_gateway_info or {}).get("network_id"),
+                    "interfaces": sorted(
+                        ip.get("subnet_id")
+                        for p in ports
+                        if p.device_id == r.id and p.device_owner == "network:router_interface"
+                        for ip in p.fixed_ips or []
+                    ),
+                }
+                for r in self.call(lambda: list(network.routers(project_id=project_id)))
+            ),
+            key=lambda r: r["name"] or "",
+        )
+        found["networks"] = sorted(
+            (
+                {"id": n.id, "name": n.name}
+                for n in self.call(lambda: list(network.networks(project_id=project_id)))
+                if n.project_id == project_id
+            ),
+            key=lambda n: n["name"] or "",
+        )
+        found["subnets"] = sorted(
+            (
+                {"id": n.id, "name": n.name, "cidr": n.cidr, "network_id": n.network_id}
+                for n in self.call(lambda: list(network.subnets(project_id=project_id)))
+                if n.project_id == project_id
+            ),
+            key=lambda n: n["name"] or "",
+        )
+        return found
 
     def user_resources(self, user_id):
         if not user_id:
@@ -287,9 +355,9 @@ class DeploymentInfoModule(OpenStackModule):
         user_id = user["id"] if user else self._bare_id(self.params["user"])
         servers = self.servers(project_id)
         images = self.images(project_id)
-        groups, ports = self.network_resources(project_id)
+        network = self.network_resources(project_id)
         keypairs, ec2 = self.user_resources(user_id)
-        total = len(servers) + len(images) + len(groups) + len(ports) + len(keypairs) + len(ec2)
+        total = len(servers) + len(images) + sum(map(len, network.values())) + len(keypairs) + len(ec2)
         total += (project is not None) + (user is not None)
         return {
             "changed": False,
@@ -297,8 +365,7 @@ class DeploymentInfoModule(OpenStackModule):
             "user": user,
             "servers": servers,
             "images": images,
-            "security_groups": groups,
-            "ports": ports,
+            **network,
             "keypairs": keypairs,
             "ec2_credentials": ec2,
             "total": total,
