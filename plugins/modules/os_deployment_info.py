@@ -264,7 +264,7 @@ class DeploymentInfoModule(OpenStackModule):
 
     def network_resources(self, project_id):
         """The project's security groups, floating IPs, routers, networks, subnets and ports."""
-        found = dict.fromkeys(("security_groups", "floating_ips", "routers", "networks", "subnets", "ports"), [])
+        found = {key: [] for key in ("security_groups", "floating_ips", "routers", "networks", "subnets", "ports")}
         if not project_id:
             return found
         network = self.conn.network
