@@ -57,7 +57,8 @@ options:
   servers:
     description:
       - The servers, each the server's name or id, or a dictionary with its C(name) and C(id) (as the
-        inventory knows it; a dictionary may give only one of them).
+        inventory knows it; a dictionary may give only one of them). Other keys of a dictionary are
+        ignored, so the inventory plugin's C(openstack) host variables can be given as they are.
       - Names and ids that need a look-up are resolved together, with one server list call.
       - With O(state=absent), the names whose lines are removed (an id removes the pin that records it;
         the cloud is not asked).
@@ -242,11 +243,11 @@ class KnownHostsModule(OpenStackModule):
                 continue
             if (
                 not isinstance(item, dict)
-                or set(item) - {"name", "id"}
                 or not any(isinstance(item.get(k), str) and item[k].strip() for k in ("name", "id"))
                 or any(item.get(k) is not None and not isinstance(item[k], str) for k in ("name", "id"))
             ):
-                self.fail(f"{where} must be a server name or id, or a dictionary with name and/or id; got {item!r}")
+                shown = {k: item.get(k) for k in ("name", "id")} if isinstance(item, dict) else item
+                self.fail(f"{where} must be a server name or id, or a dictionary with name and/or id; got {shown!r}")
             name, server_id = (item.get("name") or "").strip() or None, (item.get("id") or "").strip() or None
             if not name and server_id in by_id:
                 name = by_id[server_id]
