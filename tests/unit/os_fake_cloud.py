@@ -2,11 +2,17 @@
 tests: just the proxy calls the modules make, with state, so a module can be
 run twice (idempotence), in check mode (state untouched) and into errors.
 
+The network proxy answers like Neutron where the modules meet it: 404 for what
+is gone, 400 for bad requests (a router interface on a subnet without a
+gateway), 409 for what is in use (a network or subnet with ports, a router
+interface or gateway that floating IPs need).
+
 Raw calls (Glance v2, Keystone OS-EC2 and role assignment URLs) answer like
 the services do, with response objects that openstack.exceptions.raise_from_response
 understands."""
 
 import copy
+import ipaddress
 import itertools
 import json
 import re
@@ -315,9 +321,21 @@ class Compute(Base):
             nets = [{"uuid": next(iter(cloud.network.networks_))}]
         for index, net in enumerate(nets):
             network = cloud.network.networks_[net["uuid"]]
-            ip = net.get("fixed_ip") or f"10.0.0.{10 + len(cloud.network.ports_) + index}"
-            port = Res(id=new_id(), device_id=server.id, network_id=network.id, fixed_ips=[{"ip_address": ip}])
-            cloud.network.ports_[port.id] = port
+            if network.subnet_ids:  # an address from the network's subnet, like Neutron
+                port = cloud.network._add_port(
+                    network.id, ip_address=net.get("fixed_ip"), device_id=server.id, device_owner="compute:nova"
+                )
+                ip = port.fixed_ips[0]["ip_address"]
+            else:
+                ip = net.get("fixed_ip") or f"10.0.0.{10 + len(cloud.network.ports_) + index}"
+                port = Res(
+                    id=new_id(),
+                    device_id=server.id,
+                    device_owner="compute:nova",
+                    network_id=network.id,
+                    fixed_ips=[{"ip_address": ip}],
+                )
+                cloud.network.ports_[port.id] = port
             server.addresses.setdefault(network.name, []).append({"addr": ip, "version": 4, "OS-EXT-IPS:type": "fixed"})
         self.servers_[server.id] = server
         return copy.deepcopy(server)
@@ -362,25 +380,416 @@ class Compute(Base):
         return Res(id=image["id"])
 
 
+# Neutron's answers, with the status codes the SDK gives them
+def bad_request(message):
+    return sdk_exc.BadRequestException(message=message, http_status=400)
+
+
+def conflict(message):
+    return sdk_exc.ConflictException(message=message, http_status=409)
+
+
+def missing(message):
+    return sdk_exc.NotFoundException(message=message, http_status=404)
+
+
+def _id(value):
+    """An SDK proxy argument: a resource or its id."""
+    return getattr(value, "id", value)
+
+
+def _matching(items, query):
+    """Resources whose attributes equal every query value that is not None."""
+    found = [r for r in items if all(value is None or r.get(key) == value for key, value in query.items())]
+    return [copy.deepcopy(r) for r in found]
+
+
+ROUTER_INTERFACE = "network:router_interface"
+ROUTER_GATEWAY = "network:router_gateway"
+AUTO_DELETED = ("network:dhcp",)  # ports Neutron removes itself with their network
+INFRA_PROJECT = "0" * 32  # owner of the cloud's own networks (like the lab's admin)
+
+
 class Network(Base):
+    """Neutron: networks, subnets, ports, routers (gateway and interfaces) and floating
+    IPs, with Neutron's 400/404/409 answers where the modules meet them."""
+
     def __init__(self, cloud):
         super().__init__(cloud)
         self.networks_ = {}
+        self.subnets_ = {}
         self.groups_ = {}
         self.rules_ = {}
         self.ports_ = {}
-        net = Res(id=new_id(), name="private")
+        self.routers_ = {}
+        self.ips_ = {}
+        # like the lab: a shared tenant network and an external one with a subnet
+        self._add_network(name="private", is_shared=True, project_id=INFRA_PROJECT)
+        public = self._add_network(name="public", is_router_external=True, project_id=INFRA_PROJECT)
+        self._add_subnet(name="public-subnet", network_id=public.id, cidr="203.0.113.0/24", project_id=INFRA_PROJECT)
+
+    # networks
+    def _add_network(self, **attrs):
+        net = Res(
+            id=new_id(),
+            description="",
+            status="ACTIVE",
+            subnet_ids=[],
+            project_id=self.cloud.project_id,
+            is_port_security_enabled=True,
+            mtu=1450,
+            is_router_external=False,
+            is_shared=False,
+        )
+        net.update(attrs)
         self.networks_[net.id] = net
+        return net
 
-    def find_network(self, name_or_id, ignore_missing=True):
-        return self._find(self.networks_, name_or_id, ignore_missing)
+    def find_network(self, name_or_id, ignore_missing=True, **query):
+        return self._find(self.networks_, name_or_id, ignore_missing, **query)
 
-    def networks(self):
-        return list(self.networks_.values())
+    def get_network(self, network):
+        if _id(network) not in self.networks_:
+            raise missing(f"Network {_id(network)} could not be found.")
+        return copy.deepcopy(self.networks_[_id(network)])
 
-    def ports(self, device_id):
-        return [copy.deepcopy(p) for p in self.ports_.values() if p.device_id == device_id]
+    def networks(self, **query):
+        return _matching(self.networks_.values(), query)
 
+    def create_network(self, **attrs):
+        self._record("create_network")
+        if attrs.get("mtu") is not None and attrs["mtu"] > 1450:
+            raise bad_request("Invalid input for operation: Requested MTU is too big, maximum is 1450.")
+        return copy.deepcopy(self._add_network(**attrs))
+
+    def update_network(self, network, **attrs):
+        self._record("update_network")
+        net = self.networks_[_id(network)]
+        net.update(attrs)
+        return copy.deepcopy(net)
+
+    def delete_network(self, network, ignore_missing=True):
+        self._record("delete_network")
+        net_id = _id(network)
+        if net_id not in self.networks_:
+            if ignore_missing:
+                return
+            raise missing(f"Network {net_id} could not be found.")
+        if any(p.network_id == net_id and p.device_owner not in AUTO_DELETED for p in self.ports_.values()):
+            raise conflict(
+                f"Unable to complete operation on network {net_id}. There are one or more ports still in use on"
+                " the network."
+            )
+        for port_id in [p.id for p in self.ports_.values() if p.network_id == net_id]:
+            del self.ports_[port_id]
+        for subnet_id in self.networks_.pop(net_id).subnet_ids:
+            self.subnets_.pop(subnet_id, None)
+
+    # subnets
+    def _add_subnet(self, **attrs):
+        cidr = ipaddress.ip_network(attrs["cidr"])  # strict, like Neutron
+        gateway = attrs.get("gateway_ip", str(cidr.network_address + 1))
+        subnet = Res(
+            id=new_id(),
+            description="",
+            ip_version=cidr.version,
+            gateway_ip=gateway,
+            is_dhcp_enabled=True,
+            dns_nameservers=[],
+            allocation_pools=None,
+            project_id=self.cloud.project_id,
+        )
+        subnet.update(attrs)
+        if not subnet.allocation_pools:
+            first = next(h for h in itertools.islice(cidr.hosts(), 4) if str(h) != gateway)
+            last = cidr.broadcast_address - (cidr.version == 4)
+            subnet.allocation_pools = [{"start": str(first), "end": str(last)}]
+        self.subnets_[subnet.id] = subnet
+        self.networks_[subnet.network_id].subnet_ids.append(subnet.id)
+        return subnet
+
+    def find_subnet(self, name_or_id, ignore_missing=True, **query):
+        return self._find(self.subnets_, name_or_id, ignore_missing, **query)
+
+    def get_subnet(self, subnet):
+        if _id(subnet) not in self.subnets_:
+            raise missing(f"Subnet {_id(subnet)} could not be found.")
+        return copy.deepcopy(self.subnets_[_id(subnet)])
+
+    def subnets(self, **query):
+        return _matching(self.subnets_.values(), query)
+
+    def create_subnet(self, **attrs):
+        self._record("create_subnet")
+        if attrs.get("network_id") not in self.networks_:
+            raise missing(f"Network {attrs.get('network_id')} could not be found.")
+        try:
+            ipaddress.ip_network(attrs["cidr"])
+        except ValueError:
+            message = f"Invalid input for operation: '{attrs['cidr']}' isn't a recognized IP subnet cidr."
+            raise bad_request(message) from None
+        return copy.deepcopy(self._add_subnet(**attrs))
+
+    def update_subnet(self, subnet, **attrs):
+        self._record("update_subnet")
+        current = self.subnets_[_id(subnet)]
+        if "cidr" in attrs or "network_id" in attrs:
+            raise bad_request("Cannot update read-only attribute cidr")
+        gateway = attrs.get("gateway_ip", current.gateway_ip)
+        for pool in attrs.get("allocation_pools", current.allocation_pools):
+            start, end = ipaddress.ip_address(pool["start"]), ipaddress.ip_address(pool["end"])
+            if gateway and start <= ipaddress.ip_address(gateway) <= end:
+                raise conflict(f"Gateway ip {gateway} conflicts with allocation pool {pool['start']}-{pool['end']}.")
+        current.update(attrs)
+        return copy.deepcopy(current)
+
+    def delete_subnet(self, subnet, ignore_missing=True):
+        self._record("delete_subnet")
+        subnet_id = _id(subnet)
+        if subnet_id not in self.subnets_:
+            if ignore_missing:
+                return
+            raise missing(f"Subnet {subnet_id} could not be found.")
+        users = [p for p in self.ports_.values() if self._ips(p, subnet_id) and p.device_owner not in AUTO_DELETED]
+        if users:
+            raise conflict(
+                f"Unable to complete operation on subnet {subnet_id}: One or more ports have an IP allocation"
+                " from this subnet."
+            )
+        subnet = self.subnets_.pop(subnet_id)
+        self.networks_[subnet.network_id].subnet_ids.remove(subnet_id)
+
+    # ports
+    @staticmethod
+    def _ips(port, subnet_id):
+        return [ip["ip_address"] for ip in port.fixed_ips if ip.get("subnet_id") == subnet_id]
+
+    def _free_address(self, subnet):
+        used = {ip["ip_address"] for p in self.ports_.values() for ip in p.fixed_ips}
+        for pool in subnet.allocation_pools:
+            address = ipaddress.ip_address(pool["start"])
+            while address <= ipaddress.ip_address(pool["end"]):
+                if str(address) not in used:
+                    return str(address)
+                address += 1
+        raise conflict(f"No more IP addresses available on network {subnet.network_id}.")
+
+    def _add_port(self, network_id, subnet_id=None, ip_address=None, **attrs):
+        subnet = self.subnets_[subnet_id] if subnet_id else None
+        if subnet is None and self.networks_[network_id].subnet_ids:
+            subnet = self.subnets_[self.networks_[network_id].subnet_ids[0]]
+        fixed_ips = []
+        if subnet is not None:
+            if ip_address and any(ip_address in self._ips(p, subnet.id) for p in self.ports_.values()):
+                raise conflict(f"IP address {ip_address} already allocated in subnet {subnet.id}")
+            fixed_ips = [{"subnet_id": subnet.id, "ip_address": ip_address or self._free_address(subnet)}]
+        port = Res(
+            id=new_id(),
+            name="",
+            network_id=network_id,
+            device_id="",
+            device_owner="",
+            fixed_ips=fixed_ips,
+            project_id=self.cloud.project_id,
+            status="ACTIVE",
+        )
+        port.update(attrs)
+        self.ports_[port.id] = port
+        return port
+
+    def ports(self, **query):
+        return _matching(self.ports_.values(), query)
+
+    def get_port(self, port):
+        if _id(port) not in self.ports_:
+            raise missing(f"Port {_id(port)} could not be found.")
+        return copy.deepcopy(self.ports_[_id(port)])
+
+    def create_port(self, network_id, **attrs):
+        self._record("create_port")
+        fixed = (attrs.pop("fixed_ips", None) or [{}])[0]
+        port = self._add_port(network_id, fixed.get("subnet_id"), fixed.get("ip_address"), **attrs)
+        return copy.deepcopy(port)
+
+    def delete_port(self, port, ignore_missing=True):
+        self._record("delete_port")
+        self.ports_.pop(_id(port), None)
+
+    # routers
+    def find_router(self, name_or_id, ignore_missing=True, **query):
+        return self._find(self.routers_, name_or_id, ignore_missing, **query)
+
+    def get_router(self, router):
+        if _id(router) not in self.routers_:
+            raise missing(f"Router {_id(router)} could not be found")
+        return copy.deepcopy(self.routers_[_id(router)])
+
+    def routers(self, **query):
+        return _matching(self.routers_.values(), query)
+
+    def _interfaces(self, router_id):
+        return [p for p in self.ports_.values() if p.device_id == router_id and p.device_owner == ROUTER_INTERFACE]
+
+    def _set_gateway(self, router, info):
+        """Neutron's gateway update: refused while floating IPs need the old one."""
+        old = router.external_gateway_info
+        new_net = (info or {}).get("network_id")
+        if old and old["network_id"] != new_net:
+            fips = [f for f in self.ips_.values() if f.router_id == router.id]
+            if fips:
+                raise conflict(
+                    f"Gateway cannot be updated for router {router.id}, since a gateway to external network"
+                    f" {old['network_id']} is required by one or more floating IPs."
+                )
+            for port_id in [p.id for p in self.ports_.values() if p.device_id == router.id]:
+                if self.ports_[port_id].device_owner == ROUTER_GATEWAY:
+                    del self.ports_[port_id]
+            router.external_gateway_info = None
+        if not new_net:
+            return
+        network = self.networks_.get(new_net)
+        if network is None:
+            raise missing(f"Network {new_net} could not be found.")
+        if not network.is_router_external:
+            raise bad_request(f"Bad router request: Network {new_net} is not an external network.")
+        if old and old["network_id"] == new_net:
+            port_ips = old["external_fixed_ips"]
+        else:
+            port = self._add_port(new_net, device_id=router.id, device_owner=ROUTER_GATEWAY, project_id="")
+            port_ips = copy.deepcopy(port.fixed_ips)
+        router.external_gateway_info = Res(
+            network_id=new_net, enable_snat=info.get("enable_snat", True), external_fixed_ips=port_ips
+        )
+
+    def create_router(self, **attrs):
+        self._record("create_router")
+        gateway = attrs.pop("external_gateway_info", None)
+        router = Res(
+            id=new_id(),
+            description="",
+            status="ACTIVE",
+            external_gateway_info=None,
+            project_id=self.cloud.project_id,
+        )
+        router.update(attrs)
+        self._set_gateway(router, gateway)
+        self.routers_[router.id] = router
+        return copy.deepcopy(router)
+
+    def update_router(self, router, **attrs):
+        self._record("update_router")
+        current = self.routers_[_id(router)]
+        if "external_gateway_info" in attrs:
+            self._set_gateway(current, attrs.pop("external_gateway_info"))
+        current.update(attrs)
+        return copy.deepcopy(current)
+
+    def delete_router(self, router, ignore_missing=True):
+        self._record("delete_router")
+        router_id = _id(router)
+        if router_id not in self.routers_:
+            if ignore_missing:
+                return
+            raise missing(f"Router {router_id} could not be found")
+        if self._interfaces(router_id):
+            raise conflict(f"Router {router_id} still has ports")
+        self._set_gateway(self.routers_[router_id], None)
+        del self.routers_[router_id]
+
+    def add_interface_to_router(self, router, subnet=None, port=None, subnet_id=None, port_id=None):
+        self._record("add_interface_to_router")
+        router_id, subnet_id = _id(router), _id(subnet or subnet_id)
+        assert not (port or port_id), "the fake adds interfaces by subnet only"
+        if subnet_id not in self.subnets_:
+            raise missing(f"Subnet {subnet_id} could not be found.")
+        found = self.subnets_[subnet_id]
+        if not found.gateway_ip:
+            raise bad_request("Bad router request: Subnet for router interface must have a gateway IP.")
+        if any(self._ips(p, subnet_id) for p in self._interfaces(router_id)):
+            raise bad_request(f"Bad router request: Router already has a port on subnet {subnet_id}.")
+        port = self._add_port(
+            found.network_id, subnet_id, found.gateway_ip, device_id=router_id, device_owner=ROUTER_INTERFACE
+        )
+        return {"id": router_id, "subnet_id": subnet_id, "port_id": port.id, "subnet_ids": [subnet_id]}
+
+    def _check_no_floating_ips(self, router_id, subnet_id):
+        cidr = ipaddress.ip_network(self.subnets_[subnet_id].cidr)
+        for fip in self.ips_.values():
+            if fip.router_id == router_id and ipaddress.ip_address(fip.fixed_ip_address) in cidr:
+                raise conflict(
+                    f"Router interface for subnet {subnet_id} on router {router_id} cannot be deleted, as it is"
+                    " required by one or more floating IPs."
+                )
+
+    def remove_interface_from_router(self, router, subnet=None, port=None, subnet_id=None, port_id=None):
+        self._record("remove_interface_from_router")
+        router_id, subnet_id, port_id = _id(router), _id(subnet or subnet_id), _id(port or port_id)
+        if port_id:
+            found = self.ports_.get(port_id)
+            if found is None or found.device_id != router_id or found.device_owner != ROUTER_INTERFACE:
+                raise missing(f"Router {router_id} does not have an interface with id {port_id}")
+            for ip in found.fixed_ips:
+                self._check_no_floating_ips(router_id, ip["subnet_id"])
+            del self.ports_[port_id]
+            return {"id": router_id, "port_id": port_id}
+        found = [p for p in self._interfaces(router_id) if self._ips(p, subnet_id)]
+        if not found:
+            raise missing(f"Router {router_id} has no interface on subnet {subnet_id}")
+        self._check_no_floating_ips(router_id, subnet_id)
+        port = found[0]
+        port.fixed_ips = [ip for ip in port.fixed_ips if ip["subnet_id"] != subnet_id]
+        if not port.fixed_ips:
+            del self.ports_[port.id]
+        return {"id": router_id, "subnet_id": subnet_id, "port_id": port.id}
+
+    # floating IPs
+    def ips(self, **query):
+        return _matching(self.ips_.values(), query)
+
+    def create_ip(self, floating_network_id, port_id=None, **attrs):
+        """Allocate a floating IP (associated with ``port_id``: Neutron picks the router
+        that has a gateway on the floating network and an interface on the port's subnet)."""
+        self._record("create_ip")
+        network = self.networks_[floating_network_id]
+        if not network.is_router_external:
+            raise bad_request(f"Network {floating_network_id} is not a valid external network")
+        external = self.subnets_[network.subnet_ids[0]]
+        fip = Res(
+            id=new_id(),
+            floating_ip_address=self._free_address(external),
+            floating_network_id=floating_network_id,
+            port_id=None,
+            fixed_ip_address=None,
+            router_id=None,
+            project_id=self.cloud.project_id,
+        )
+        fip.update(attrs)
+        self.ips_[fip.id] = fip
+        if port_id:
+            self.update_ip(fip.id, port_id=port_id)
+        return copy.deepcopy(fip)
+
+    def update_ip(self, floating_ip, port_id=None):
+        self._record("update_ip")
+        fip = self.ips_[_id(floating_ip)]
+        if port_id is None:
+            fip.update(port_id=None, fixed_ip_address=None, router_id=None)
+            return copy.deepcopy(fip)
+        subnet_id = self.ports_[port_id].fixed_ips[0]["subnet_id"]
+        for router in self.routers_.values():
+            gateway = router.external_gateway_info
+            reaches = any(self._ips(p, subnet_id) for p in self._interfaces(router.id))
+            if gateway and gateway["network_id"] == fip.floating_network_id and reaches:
+                fixed = self.ports_[port_id].fixed_ips[0]["ip_address"]
+                fip.update(port_id=port_id, fixed_ip_address=fixed, router_id=router.id)
+                return copy.deepcopy(fip)
+        raise missing(f"External network {fip.floating_network_id} is not reachable from subnet {subnet_id}.")
+
+    def delete_ip(self, floating_ip, ignore_missing=True):
+        self._record("delete_ip")
+        self.ips_.pop(_id(floating_ip), None)
+
+    # security groups
     def find_security_group(self, name_or_id, ignore_missing=True, project_id=None):
         return self._find(self.groups_, name_or_id, ignore_missing, project_id=project_id)
 
@@ -549,6 +958,14 @@ class FakeCloud:
 
 
 # ---------------------------------------------------------------------- running a module
+
+
+class NoCloud:
+    """A connection that fails the test when it is used at all: for input a module must
+    refuse before it asks the cloud anything."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the module used the cloud ({name}) before refusing its input")
 
 
 class ModuleExit(Exception):
