@@ -380,17 +380,26 @@ class Compute(Base):
         return Res(id=image["id"])
 
 
-# Neutron's answers, with the status codes the SDK gives them
-def bad_request(message):
-    return sdk_exc.BadRequestException(message=message, http_status=400)
+# Neutron's answers, as the SDK turns them into exceptions (status_code, details)
+def neutron_error(status, kind, message):
+    response = Response(status, {"NeutronError": {"type": kind, "message": message, "detail": ""}})
+    try:
+        sdk_exc.raise_from_response(response)
+    except sdk_exc.HttpException as exc:
+        return exc
+    raise AssertionError(f"{status} is not an error status")
 
 
-def conflict(message):
-    return sdk_exc.ConflictException(message=message, http_status=409)
+def bad_request(message, kind="BadRequest"):
+    return neutron_error(400, kind, message)
 
 
-def missing(message):
-    return sdk_exc.NotFoundException(message=message, http_status=404)
+def conflict(message, kind="Conflict"):
+    return neutron_error(409, kind, message)
+
+
+def missing(message, kind="NotFound"):
+    return neutron_error(404, kind, message)
 
 
 def _id(value):
@@ -478,7 +487,8 @@ class Network(Base):
         if any(p.network_id == net_id and p.device_owner not in AUTO_DELETED for p in self.ports_.values()):
             raise conflict(
                 f"Unable to complete operation on network {net_id}. There are one or more ports still in use on"
-                " the network."
+                " the network.",
+                "NetworkInUse",
             )
         for port_id in [p.id for p in self.ports_.values() if p.network_id == net_id]:
             del self.ports_[port_id]
@@ -500,10 +510,11 @@ class Network(Base):
             project_id=self.cloud.project_id,
         )
         subnet.update(attrs)
-        if not subnet.allocation_pools:
-            first = next(h for h in itertools.islice(cidr.hosts(), 4) if str(h) != gateway)
-            last = cidr.broadcast_address - (cidr.version == 4)
-            subnet.allocation_pools = [{"start": str(first), "end": str(last)}]
+        if not subnet.allocation_pools:  # the CIDR less its network, IPv4 broadcast and gateway addresses
+            low, high = cidr.network_address + 1, cidr.broadcast_address - (cidr.version == 4)
+            cut = ipaddress.ip_address(gateway) if gateway else None
+            ranges = [(low, high)] if cut is None or not low <= cut <= high else [(low, cut - 1), (cut + 1, high)]
+            subnet.allocation_pools = [{"start": str(a), "end": str(b)} for a, b in ranges if a <= b]
         self.subnets_[subnet.id] = subnet
         self.networks_[subnet.network_id].subnet_ids.append(subnet.id)
         return subnet
@@ -554,7 +565,8 @@ class Network(Base):
         if users:
             raise conflict(
                 f"Unable to complete operation on subnet {subnet_id}: One or more ports have an IP allocation"
-                " from this subnet."
+                " from this subnet.",
+                "SubnetInUse",
             )
         subnet = self.subnets_.pop(subnet_id)
         self.networks_[subnet.network_id].subnet_ids.remove(subnet_id)
@@ -639,7 +651,8 @@ class Network(Base):
             if fips:
                 raise conflict(
                     f"Gateway cannot be updated for router {router.id}, since a gateway to external network"
-                    f" {old['network_id']} is required by one or more floating IPs."
+                    f" {old['network_id']} is required by one or more floating IPs.",
+                    "RouterExternalGatewayInUseByFloatingIp",
                 )
             for port_id in [p.id for p in self.ports_.values() if p.device_id == router.id]:
                 if self.ports_[port_id].device_owner == ROUTER_GATEWAY:
@@ -692,7 +705,7 @@ class Network(Base):
                 return
             raise missing(f"Router {router_id} could not be found")
         if self._interfaces(router_id):
-            raise conflict(f"Router {router_id} still has ports")
+            raise conflict(f"Router {router_id} still has ports", "RouterInUse")
         self._set_gateway(self.routers_[router_id], None)
         del self.routers_[router_id]
 
@@ -718,7 +731,8 @@ class Network(Base):
             if fip.router_id == router_id and ipaddress.ip_address(fip.fixed_ip_address) in cidr:
                 raise conflict(
                     f"Router interface for subnet {subnet_id} on router {router_id} cannot be deleted, as it is"
-                    " required by one or more floating IPs."
+                    " required by one or more floating IPs.",
+                    "RouterInterfaceInUseByFloatingIP",
                 )
 
     def remove_interface_from_router(self, router, subnet=None, port=None, subnet_id=None, port_id=None):
