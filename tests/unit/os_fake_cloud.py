@@ -2,11 +2,21 @@
 tests: just the proxy calls the modules make, with state, so a module can be
 run twice (idempotence), in check mode (state untouched) and into errors.
 
+The network proxy is one Neutron model (networks, subnets, ports, routers with a
+gateway port and interface ports, floating IPs with their external ports) that
+answers like Neutron where the modules meet it: 404 for what is gone or a
+floating IP whose server's subnet no router connects to its network, 400 for bad
+requests (a router interface on a subnet without a gateway), 403 for a chosen
+floating address under the default policy, 409 for what is in use (a network or
+subnet with ports, a router interface or gateway that floating IPs need, a second
+floating IP on one fixed address).
+
 Raw calls (Glance v2, Keystone OS-EC2 and role assignment URLs) answer like
 the services do, with response objects that openstack.exceptions.raise_from_response
 understands."""
 
 import copy
+import ipaddress
 import itertools
 import json
 import re
@@ -44,7 +54,16 @@ class Response:
         self.headers = {"content-type": "application/json", **(headers or {})}
         self.content = b"" if body is None else json.dumps(body).encode()
         self.text = self.content.decode()
-        self.reason = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found", 409: "Conflict"}.get(status, "")
+        self.reason = {
+            200: "OK",
+            201: "Created",
+            204: "No Content",
+            400: "Bad Request",
+            403: "Forbidden",
+            404: "Not Found",
+            409: "Conflict",
+            503: "Service Unavailable",
+        }.get(status, "")
 
     def json(self):
         return self._body
@@ -316,12 +335,25 @@ class Compute(Base):
         nets = attrs.get("networks")
         if nets == "auto":
             nets = [{"uuid": next(iter(cloud.network.networks_))}]
-        for index, net in enumerate(nets):
-            network = cloud.network.networks_[net["uuid"]]
-            ip = net.get("fixed_ip") or f"10.0.0.{10 + len(cloud.network.ports_) + index}"
-            port = Res(id=new_id(), device_id=server.id, network_id=network.id, fixed_ips=[{"ip_address": ip}])
-            cloud.network.ports_[port.id] = port
-            server.addresses.setdefault(network.name, []).append({"addr": ip, "version": 4, "OS-EXT-IPS:type": "fixed"})
+        networks = [cloud.network.networks_[net["uuid"]] for net in nets]
+        for network in networks:
+            if not network.subnet_ids:
+                raise sdk_exc.BadRequestException(
+                    message=f"Network {network.id} requires a subnet in order to boot instances on."
+                )
+        for network, net in zip(networks, nets, strict=True):  # a port with an address from the network's subnet
+            port = cloud.network._add_port(
+                network.id,
+                ip_address=net.get("fixed_ip"),
+                device_id=server.id,
+                device_owner="compute:nova",
+                project_id=cloud.project_id,
+            )
+            for ip in port.fixed_ips:
+                address = ip["ip_address"]
+                server.addresses.setdefault(network.name, []).append(
+                    {"addr": address, "version": ipaddress.ip_address(address).version, "OS-EXT-IPS:type": "fixed"}
+                )
         self.servers_[server.id] = server
         return copy.deepcopy(server)
 
@@ -350,10 +382,7 @@ class Compute(Base):
         self._record("delete_server")
         self.servers_.pop(server_id, None)
         for port_id in [p.id for p in self.cloud.network.ports_.values() if p.device_id == server_id]:
-            del self.cloud.network.ports_[port_id]
-            for fip in self.cloud.network.ips_.values():  # Neutron disassociates them
-                if fip.port_id == port_id:
-                    fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+            self.cloud.network._delete_port(port_id)  # its floating IPs disassociated
 
     def start_server(self, server_id):
         self._record("start_server")
@@ -389,10 +418,65 @@ class Compute(Base):
         return Res(id=image["id"])
 
 
+# Neutron's answers, as the SDK turns them into exceptions (status_code, details)
+def neutron_error(status, kind, message):
+    response = Response(status, {"NeutronError": {"type": kind, "message": message, "detail": ""}})
+    try:
+        sdk_exc.raise_from_response(response)
+    except sdk_exc.HttpException as exc:
+        return exc
+    raise AssertionError(f"{status} is not an error status")
+
+
+def bad_request(message, kind="BadRequest"):
+    return neutron_error(400, kind, message)
+
+
+def conflict(message, kind="Conflict"):
+    return neutron_error(409, kind, message)
+
+
+def missing(message, kind="NotFound"):
+    return neutron_error(404, kind, message)
+
+
+def _id(value):
+    """An SDK proxy argument: a resource or its id."""
+    return getattr(value, "id", value)
+
+
+def _matching(items, query):
+    """Resources whose attributes equal every query value that is not None."""
+    found = [r for r in items if all(value is None or r.get(key) == value for key, value in query.items())]
+    return [copy.deepcopy(r) for r in found]
+
+
+ROUTER_INTERFACE = "network:router_interface"
+ROUTER_GATEWAY = "network:router_gateway"
+FLOATING_IP = "network:floatingip"
+L3_OWNERS = (ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATING_IP)  # ports only the router or floating IP API removes
+AUTO_DELETED = ("network:dhcp",)  # ports Neutron removes itself with their network
+INFRA_PROJECT = "0" * 32  # owner of the cloud's own networks (like the lab's admin)
+# where add_network puts a subnet when no CIDR is given: the first free /24
+TENANT_RANGE = ipaddress.ip_network("10.0.0.0/16")
+EXTERNAL_RANGE = ipaddress.ip_network("198.18.0.0/15")
+
+
 class Network(Base):
+    """Neutron in one model: networks, subnets, ports, routers (a gateway port on the
+    external network and one interface port per subnet) and floating IPs (each with
+    its port on the external network, associated through a router as Neutron decides
+    it), with Neutron's 400/403/404/409 answers where the modules meet them.
+
+    The cloud starts like the lab without its router: the shared ``private``
+    (``private-subnet`` 10.0.0.0/24) and the external ``public`` (``public-subnet``
+    203.0.113.0/24), both owned by INFRA_PROJECT. Tests add the rest with the modules,
+    the SDK calls, or the set-up helpers ``add_network`` and ``add_router``."""
+
     def __init__(self, cloud):
         super().__init__(cloud)
         self.networks_ = {}
+        self.subnets_ = {}
         self.groups_ = {}
         self.rules_ = {}
         self.ports_ = {}
@@ -401,81 +485,486 @@ class Network(Base):
         self.fip_activation_polls = 1  # get_ip calls before an associated floating IP turns ACTIVE; None: never
         self.refuse_chosen_fip_address = False  # Neutron's default policy for non-admins
         self.lose_next_fip_answer = False  # create_ip creates, then the answer is lost (503)
-        net = Res(id=new_id(), name="private", is_router_external=False)
-        self.networks_[net.id] = net
+        self._fip_polls = {}  # floating IP id -> get_ip calls since it was associated (the "L3 agent")
+        private = self._add_network(name="private", is_shared=True, project_id=INFRA_PROJECT)
+        self._add_subnet(
+            name="private-subnet",
+            network_id=private.id,
+            cidr="10.0.0.0/24",
+            is_dhcp_enabled=False,
+            project_id=INFRA_PROJECT,
+        )
+        public = self._add_network(name="public", is_router_external=True, project_id=INFRA_PROJECT)
+        self._add_subnet(
+            name="public-subnet",
+            network_id=public.id,
+            cidr="203.0.113.0/24",
+            is_dhcp_enabled=False,
+            project_id=INFRA_PROJECT,
+        )
 
-    def find_network(self, name_or_id, ignore_missing=True):
-        return self._find(self.networks_, name_or_id, ignore_missing)
+    @staticmethod
+    def _stored(items, value, message, kind):
+        """The stored resource that ``value`` (a resource or its id) names, else Neutron's 404."""
+        found = items.get(_id(value))
+        if found is None:
+            raise missing(message.format(_id(value)), kind)
+        return found
 
-    def networks(self):
-        return list(self.networks_.values())
+    # test set-up (not SDK calls, not recorded)
+    def add_network(self, name, external=False, cidr=None):
+        """A network with one subnet ``<name>-subnet``: ``cidr``, else the first free /24
+        of 10.0.0.0/16 (198.18.0.0/15 for an external network). Tenant networks belong
+        to the cloud's project, external ones to INFRA_PROJECT."""
+        if cidr is None:
+            taken = [ipaddress.ip_network(s.cidr) for s in self.subnets_.values() if s.ip_version == 4]
+            candidates = (EXTERNAL_RANGE if external else TENANT_RANGE).subnets(new_prefix=24)
+            cidr = str(next(c for c in candidates if not any(c.overlaps(t) for t in taken)))
+        owner = INFRA_PROJECT if external else self.cloud.project_id
+        net = self._add_network(name=name, is_router_external=external, project_id=owner)
+        self._add_subnet(name=f"{name}-subnet", network_id=net.id, cidr=cidr, is_dhcp_enabled=False, project_id=owner)
+        return copy.deepcopy(net)
 
-    def ports(self, device_id=None, network_id=None):
-        return [
-            copy.deepcopy(p)
-            for p in self.ports_.values()
-            if device_id in (None, p.device_id) and network_id in (None, p.network_id)
-        ]
+    def add_router(self, name, gateway=None, interfaces=()):
+        """A router of the cloud's project with its gateway port on network ``gateway`` and
+        an interface on the first subnet of each network of ``interfaces`` (names)."""
+        info = {"network_id": self._find(self.networks_, gateway, ignore_missing=False).id} if gateway else None
+        router = self._create_router(name=name, external_gateway_info=info)
+        for network in interfaces:
+            self._add_interface(router.id, self._find(self.networks_, network, ignore_missing=False).subnet_ids[0])
+        return copy.deepcopy(router)
 
-    def get_port(self, port_id):
-        if port_id not in self.ports_:
-            raise not_found(f"Port {port_id}")
-        return copy.deepcopy(self.ports_[port_id])
-
-    # test set-up (not SDK calls): networks and routers
-    def add_network(self, name, external=False):
-        net = Res(id=new_id(), name=name, is_router_external=external)
+    # networks
+    def _add_network(self, **attrs):
+        net = Res(
+            id=new_id(),
+            description="",
+            status="ACTIVE",
+            subnet_ids=[],
+            project_id=self.cloud.project_id,
+            is_port_security_enabled=True,
+            mtu=1450,
+            is_router_external=False,
+            is_shared=False,
+        )
+        net.update(attrs)
         self.networks_[net.id] = net
         return net
 
-    def add_router(self, name, gateway=None, interfaces=()):
-        """A router with its gateway on network ``gateway`` and interfaces on ``interfaces`` (names)."""
-        by_name = {n.name: n.id for n in self.networks_.values()}
+    def _network(self, network):
+        return self._stored(self.networks_, network, "Network {} could not be found.", "NetworkNotFound")
+
+    def find_network(self, name_or_id, ignore_missing=True, **query):
+        return self._find(self.networks_, name_or_id, ignore_missing, **query)
+
+    def get_network(self, network):
+        return copy.deepcopy(self._network(network))
+
+    def networks(self, **query):
+        return _matching(self.networks_.values(), query)
+
+    def create_network(self, **attrs):
+        self._record("create_network")
+        if attrs.get("mtu") is not None and attrs["mtu"] > 1450:
+            raise bad_request("Invalid input for operation: Requested MTU is too big, maximum is 1450.")
+        return copy.deepcopy(self._add_network(**attrs))
+
+    def update_network(self, network, **attrs):
+        self._record("update_network")
+        net = self._network(network)
+        net.update(attrs)
+        return copy.deepcopy(net)
+
+    def delete_network(self, network, ignore_missing=True):
+        self._record("delete_network")
+        net_id = _id(network)
+        if net_id not in self.networks_:
+            if ignore_missing:
+                return
+            raise missing(f"Network {net_id} could not be found.", "NetworkNotFound")
+        if any(p.network_id == net_id and p.device_owner not in AUTO_DELETED for p in self.ports_.values()):
+            raise conflict(
+                f"Unable to complete operation on network {net_id}. There are one or more ports still in use on"
+                " the network.",
+                "NetworkInUse",
+            )
+        for port_id in [p.id for p in self.ports_.values() if p.network_id == net_id]:
+            self._delete_port(port_id)
+        for subnet_id in self.networks_.pop(net_id).subnet_ids:
+            self.subnets_.pop(subnet_id, None)
+
+    # subnets
+    def _add_subnet(self, **attrs):
+        cidr = ipaddress.ip_network(attrs["cidr"])  # strict, like Neutron
+        gateway = attrs.get("gateway_ip", str(cidr.network_address + 1))
+        subnet = Res(
+            id=new_id(),
+            description="",
+            ip_version=cidr.version,
+            gateway_ip=gateway,
+            is_dhcp_enabled=True,
+            dns_nameservers=[],
+            allocation_pools=None,
+            project_id=self.cloud.project_id,
+        )
+        subnet.update(attrs)
+        if not subnet.allocation_pools:  # the CIDR less its network, IPv4 broadcast and gateway addresses
+            low, high = cidr.network_address + 1, cidr.broadcast_address - (cidr.version == 4)
+            cut = ipaddress.ip_address(gateway) if gateway else None
+            ranges = [(low, high)] if cut is None or not low <= cut <= high else [(low, cut - 1), (cut + 1, high)]
+            subnet.allocation_pools = [{"start": str(a), "end": str(b)} for a, b in ranges if a <= b]
+        self.subnets_[subnet.id] = subnet
+        self.networks_[subnet.network_id].subnet_ids.append(subnet.id)
+        return subnet
+
+    def _subnet(self, subnet):
+        return self._stored(self.subnets_, subnet, "Subnet {} could not be found.", "SubnetNotFound")
+
+    def find_subnet(self, name_or_id, ignore_missing=True, **query):
+        return self._find(self.subnets_, name_or_id, ignore_missing, **query)
+
+    def get_subnet(self, subnet):
+        return copy.deepcopy(self._subnet(subnet))
+
+    def subnets(self, **query):
+        return _matching(self.subnets_.values(), query)
+
+    def create_subnet(self, **attrs):
+        self._record("create_subnet")
+        self._network(attrs.get("network_id"))
+        try:
+            ipaddress.ip_network(attrs["cidr"])
+        except ValueError:
+            message = f"Invalid input for operation: '{attrs['cidr']}' isn't a recognized IP subnet cidr."
+            raise bad_request(message) from None
+        return copy.deepcopy(self._add_subnet(**attrs))
+
+    def update_subnet(self, subnet, **attrs):
+        self._record("update_subnet")
+        current = self._subnet(subnet)
+        if "cidr" in attrs or "network_id" in attrs:
+            raise bad_request("Cannot update read-only attribute cidr")
+        gateway = attrs.get("gateway_ip", current.gateway_ip)
+        for pool in attrs.get("allocation_pools", current.allocation_pools):
+            start, end = ipaddress.ip_address(pool["start"]), ipaddress.ip_address(pool["end"])
+            if gateway and start <= ipaddress.ip_address(gateway) <= end:
+                raise conflict(f"Gateway ip {gateway} conflicts with allocation pool {pool['start']}-{pool['end']}.")
+        current.update(attrs)
+        return copy.deepcopy(current)
+
+    def delete_subnet(self, subnet, ignore_missing=True):
+        self._record("delete_subnet")
+        subnet_id = _id(subnet)
+        if subnet_id not in self.subnets_:
+            if ignore_missing:
+                return
+            raise missing(f"Subnet {subnet_id} could not be found.", "SubnetNotFound")
+        users = [p for p in self.ports_.values() if self._ips(p, subnet_id) and p.device_owner not in AUTO_DELETED]
+        if users:
+            raise conflict(
+                f"Unable to complete operation on subnet {subnet_id}: One or more ports have an IP allocation"
+                " from this subnet.",
+                "SubnetInUse",
+            )
+        for port in self.ports_.values():  # DHCP ports lose their address on it
+            port.fixed_ips = [ip for ip in port.fixed_ips if ip.get("subnet_id") != subnet_id]
+        subnet = self.subnets_.pop(subnet_id)
+        self.networks_[subnet.network_id].subnet_ids.remove(subnet_id)
+
+    # ports
+    @staticmethod
+    def _ips(port, subnet_id):
+        return [ip["ip_address"] for ip in port.fixed_ips if ip.get("subnet_id") == subnet_id]
+
+    def _free_address(self, subnet):
+        used = {ip for p in self.ports_.values() for ip in self._ips(p, subnet.id)}
+        for pool in subnet.allocation_pools:
+            address = ipaddress.ip_address(pool["start"])
+            while address <= ipaddress.ip_address(pool["end"]):
+                if str(address) not in used:
+                    return str(address)
+                address += 1
+        raise conflict(f"No more IP addresses available on network {subnet.network_id}.", "IpAddressGenerationFailure")
+
+    def _add_port(self, network_id, subnet_id=None, ip_address=None, **attrs):
+        """A port with an address on ``subnet_id`` (else on the subnet holding
+        ``ip_address``, else on the network's first subnet), as Neutron allocates it."""
+        network = self._network(network_id)
+        subnets = [self.subnets_[s] for s in network.subnet_ids]
+        if subnet_id:
+            if subnet_id not in network.subnet_ids:
+                raise bad_request(
+                    f"Invalid input for operation: Failed to create port on network {network_id}, because"
+                    f" fixed_ips included invalid subnet {subnet_id}."
+                )
+            subnets = [self.subnets_[subnet_id]]
+        fixed_ips = []
+        if ip_address:
+            address = ipaddress.ip_address(ip_address)
+            subnet = next((s for s in subnets if address in ipaddress.ip_network(s.cidr)), None)
+            if subnet is None:
+                raise bad_request(
+                    f"IP address {ip_address} is not a valid IP for any of the subnets on the specified network.",
+                    "InvalidIpForNetwork",
+                )
+            if any(ip_address in self._ips(p, subnet.id) for p in self.ports_.values()):
+                raise conflict(
+                    f"IP address {ip_address} already allocated in subnet {subnet.id}", "IpAddressAlreadyAllocated"
+                )
+            fixed_ips = [{"subnet_id": subnet.id, "ip_address": ip_address}]
+        elif subnets:
+            fixed_ips = [{"subnet_id": subnets[0].id, "ip_address": self._free_address(subnets[0])}]
+        port = Res(
+            id=new_id(),
+            name="",
+            network_id=network_id,
+            device_id="",
+            device_owner="",
+            fixed_ips=fixed_ips,
+            project_id=self.cloud.project_id,
+            status="ACTIVE",
+        )
+        port.update(attrs)
+        self.ports_[port.id] = port
+        return port
+
+    def _delete_port(self, port_id):
+        """The port gone; floating IPs on it disassociated, as Neutron does."""
+        del self.ports_[port_id]
+        for fip in self.ips_.values():
+            if fip.port_id == port_id:
+                self._disassociate(fip)
+
+    def ports(self, **query):
+        return _matching(self.ports_.values(), query)
+
+    def get_port(self, port):
+        return copy.deepcopy(self._stored(self.ports_, port, "Port {} could not be found.", "PortNotFound"))
+
+    def create_port(self, **attrs):
+        self._record("create_port")
+        if not attrs.get("network_id"):
+            raise bad_request("Invalid input for operation: network_id is required.")
+        fixed = (attrs.pop("fixed_ips", None) or [{}])[0]
+        port = self._add_port(attrs.pop("network_id"), fixed.get("subnet_id"), fixed.get("ip_address"), **attrs)
+        return copy.deepcopy(port)
+
+    def delete_port(self, port, ignore_missing=True):
+        self._record("delete_port")
+        found = self.ports_.get(_id(port))
+        if found is None:
+            if ignore_missing:
+                return
+            raise missing(f"Port {_id(port)} could not be found.", "PortNotFound")
+        if found.device_owner in L3_OWNERS:
+            raise conflict(
+                f"Port {found.id} cannot be deleted directly via the port API: has device owner {found.device_owner}.",
+                "ServicePortInUse",
+            )
+        self._delete_port(found.id)
+
+    # routers
+    def _router(self, router):
+        return self._stored(self.routers_, router, "Router {} could not be found", "RouterNotFound")
+
+    def find_router(self, name_or_id, ignore_missing=True, **query):
+        return self._find(self.routers_, name_or_id, ignore_missing, **query)
+
+    def get_router(self, router):
+        return copy.deepcopy(self._router(router))
+
+    def routers(self, **query):
+        return _matching(self.routers_.values(), query)
+
+    def _router_ports(self, router_id, owner):
+        return [p for p in self.ports_.values() if p.device_id == router_id and p.device_owner == owner]
+
+    def _interfaces(self, router_id):
+        return self._router_ports(router_id, ROUTER_INTERFACE)
+
+    def _set_gateway(self, router, info):
+        """Neutron's gateway update: refused while floating IPs need the old one; the
+        gateway is a port on the external network (network:router_gateway)."""
+        old = router.external_gateway_info
+        new_net = (info or {}).get("network_id")
+        if old and old["network_id"] != new_net:
+            fips = [f for f in self.ips_.values() if f.router_id == router.id]
+            if fips:
+                raise conflict(
+                    f"Gateway cannot be updated for router {router.id}, since a gateway to external network"
+                    f" {old['network_id']} is required by one or more floating IPs.",
+                    "RouterExternalGatewayInUseByFloatingIp",
+                )
+            for port in self._router_ports(router.id, ROUTER_GATEWAY):
+                self._delete_port(port.id)
+            router.external_gateway_info = None
+        if not new_net:
+            return
+        network = self._network(new_net)
+        if not network.is_router_external:
+            raise bad_request(f"Bad router request: Network {new_net} is not an external network.")
+        if old and old["network_id"] == new_net:
+            port_ips = old["external_fixed_ips"]
+        else:
+            port = self._add_port(new_net, device_id=router.id, device_owner=ROUTER_GATEWAY, project_id="")
+            port_ips = copy.deepcopy(port.fixed_ips)
+        router.external_gateway_info = Res(
+            network_id=new_net, enable_snat=info.get("enable_snat", True), external_fixed_ips=port_ips
+        )
+
+    def _create_router(self, **attrs):
+        gateway = attrs.pop("external_gateway_info", None)
         router = Res(
             id=new_id(),
-            name=name,
-            gateway_network_id=by_name[gateway] if gateway else None,
-            interface_network_ids={by_name[i] for i in interfaces},
+            description="",
+            status="ACTIVE",
+            external_gateway_info=None,
+            project_id=self.cloud.project_id,
         )
+        router.update(attrs)
+        self._set_gateway(router, gateway)
         self.routers_[router.id] = router
         return router
 
-    # floating IPs: Neutron's rules (reachability, one per fixed IP and network), status by "L3 agent"
-    def ips(self, **query):
-        found = [
-            f for f in self.ips_.values() if all(value is None or f.get(key) == value for key, value in query.items())
-        ]
-        return [copy.deepcopy(f) for f in found]
+    def create_router(self, **attrs):
+        self._record("create_router")
+        return copy.deepcopy(self._create_router(**attrs))
 
-    def get_ip(self, fip_id):
-        fip = self.ips_.get(fip_id)
-        if fip is None:
-            raise not_found(f"Floating IP {fip_id}")
+    def update_router(self, router, **attrs):
+        self._record("update_router")
+        current = self._router(router)
+        if "external_gateway_info" in attrs:
+            self._set_gateway(current, attrs.pop("external_gateway_info"))
+        current.update(attrs)
+        return copy.deepcopy(current)
+
+    def delete_router(self, router, ignore_missing=True):
+        self._record("delete_router")
+        router_id = _id(router)
+        if router_id not in self.routers_:
+            if ignore_missing:
+                return
+            raise missing(f"Router {router_id} could not be found", "RouterNotFound")
+        if self._interfaces(router_id):
+            raise conflict(f"Router {router_id} still has ports", "RouterInUse")
+        self._set_gateway(self.routers_[router_id], None)
+        del self.routers_[router_id]
+
+    def _add_interface(self, router_id, subnet_id):
+        """An interface port on the subnet, at its gateway address."""
+        self._router(router_id)
+        found = self._subnet(subnet_id)
+        if not found.gateway_ip:
+            raise bad_request("Bad router request: Subnet for router interface must have a gateway IP.")
+        if any(self._ips(p, subnet_id) for p in self._interfaces(router_id)):
+            raise bad_request(f"Bad router request: Router already has a port on subnet {subnet_id}.")
+        port = self._add_port(
+            found.network_id, subnet_id, found.gateway_ip, device_id=router_id, device_owner=ROUTER_INTERFACE
+        )
+        return {"id": router_id, "subnet_id": subnet_id, "port_id": port.id, "subnet_ids": [subnet_id]}
+
+    def add_interface_to_router(self, router, subnet=None, port=None, subnet_id=None, port_id=None):
+        self._record("add_interface_to_router")
+        assert not (port or port_id), "the fake adds interfaces by subnet only"
+        return self._add_interface(_id(router), _id(subnet or subnet_id))
+
+    def _check_no_floating_ips(self, router_id, subnet_id):
+        cidr = ipaddress.ip_network(self.subnets_[subnet_id].cidr)
+        for fip in self.ips_.values():
+            if fip.router_id == router_id and ipaddress.ip_address(fip.fixed_ip_address) in cidr:
+                raise conflict(
+                    f"Router interface for subnet {subnet_id} on router {router_id} cannot be deleted, as it is"
+                    " required by one or more floating IPs.",
+                    "RouterInterfaceInUseByFloatingIP",
+                )
+
+    def remove_interface_from_router(self, router, subnet=None, port=None, subnet_id=None, port_id=None):
+        self._record("remove_interface_from_router")
+        router_id, subnet_id, port_id = _id(router), _id(subnet or subnet_id), _id(port or port_id)
+        if port_id:
+            found = self.ports_.get(port_id)
+            if found is None or found.device_id != router_id or found.device_owner != ROUTER_INTERFACE:
+                raise missing(f"Router {router_id} does not have an interface with id {port_id}")
+            for ip in found.fixed_ips:
+                self._check_no_floating_ips(router_id, ip["subnet_id"])
+            self._delete_port(port_id)
+            return {"id": router_id, "port_id": port_id}
+        found = [p for p in self._interfaces(router_id) if self._ips(p, subnet_id)]
+        if not found:
+            raise missing(f"Router {router_id} has no interface on subnet {subnet_id}")
+        self._check_no_floating_ips(router_id, subnet_id)
+        port = found[0]
+        port.fixed_ips = [ip for ip in port.fixed_ips if ip["subnet_id"] != subnet_id]
+        if not port.fixed_ips:
+            self._delete_port(port.id)
+        return {"id": router_id, "subnet_id": subnet_id, "port_id": port.id}
+
+    # floating IPs: Neutron's rules (reachability through a router, one per fixed IP and
+    # external network), the status set by the "L3 agent" after fip_activation_polls reads
+    def _fip(self, floating_ip):
+        return self._stored(self.ips_, floating_ip, "Floating IP {} could not be found", "FloatingIPNotFound")
+
+    def ips(self, **query):
+        return _matching(self.ips_.values(), query)
+
+    def get_ip(self, floating_ip):
+        fip = self._fip(floating_ip)
         if fip.port_id and fip.status != "ACTIVE" and self.fip_activation_polls is not None:
-            fip.polls = fip.get("polls", 0) + 1
-            if fip.polls >= self.fip_activation_polls:
+            self._fip_polls[fip.id] = self._fip_polls.get(fip.id, 0) + 1
+            if self._fip_polls[fip.id] >= self.fip_activation_polls:
                 fip.status = "ACTIVE"
         return copy.deepcopy(fip)
 
-    def _router_for(self, fip_network_id, port):
+    def _router_for(self, fip_network_id, port, subnet_id):
+        """Neutron's _get_router_for_floatingip: a router with its gateway port on the
+        floating IP's network and an interface on the subnet of the fixed address (the
+        one at the subnet's gateway address first), else a 404."""
+        gateway_ip = self.subnets_[subnet_id].gateway_ip
+        found = []
         for router in self.routers_.values():
-            if router.gateway_network_id == fip_network_id and port.network_id in router.interface_network_ids:
-                return router
-        message = (
-            f"External network {fip_network_id} is not reachable from subnet {port.network_id}-subnet.  Therefore,"
-            f" cannot associate Port {port.id} with a Floating IP."
+            if not any(p.network_id == fip_network_id for p in self._router_ports(router.id, ROUTER_GATEWAY)):
+                continue
+            addresses = [a for p in self._interfaces(router.id) for a in self._ips(p, subnet_id)]
+            if addresses:
+                found.append((gateway_ip not in addresses, router.id))
+        if found:
+            return sorted(found, key=lambda f: f[0])[0][1]
+        raise missing(
+            f"External network {fip_network_id} is not reachable from subnet {subnet_id}.  Therefore, cannot"
+            f" associate Port {port.id} with a Floating IP.",
+            "ExternalGatewayForFloatingIPNotFound",
         )
-        raise sdk_exc.NotFoundException(message=message, details=message)
 
-    def _bind(self, fip, port_id, fixed_ip_address):
-        """Associate ``fip`` (a stored Res) with a port, as Neutron checks it."""
-        port = self.ports_.get(port_id)
-        if port is None:
-            raise not_found(f"Port {port_id}")
-        router = self._router_for(fip.floating_network_id, port)
-        fixed = fixed_ip_address or port.fixed_ips[0]["ip_address"]
-        if fixed not in [e["ip_address"] for e in port.fixed_ips]:
-            raise sdk_exc.BadRequestException(message=f"Port {port.id} does not have fixed ip {fixed}")
+    def _association(self, fip, port_id, fixed_ip_address):
+        """(port, fixed address, router id) for associating ``fip`` with the port, as
+        Neutron checks it (_get_assoc_data, then one floating IP per fixed address and
+        external network); nothing is changed."""
+        port = self._stored(self.ports_, port_id, "Port {} could not be found.", "PortNotFound")
+        if port.device_owner.startswith("network:"):  # routers', DHCP's and floating IPs' own ports
+            raise bad_request(f"Bad floatingip request: Port {port.id} is unable to be assigned a floating IP")
+        ipv4 = [ip for ip in port.fixed_ips if ipaddress.ip_address(ip["ip_address"]).version == 4]
+        if fixed_ip_address and ipaddress.ip_address(fixed_ip_address).version != 4:
+            raise bad_request(
+                f"Bad floatingip request: Cannot process floating IP association with {fixed_ip_address}, since"
+                " that is not an IPv4 address"
+            )
+        if fixed_ip_address:
+            entry = next((ip for ip in ipv4 if ip["ip_address"] == fixed_ip_address), None)
+            if entry is None:
+                raise bad_request(f"Bad floatingip request: Port {port.id} does not have fixed ip {fixed_ip_address}.")
+        elif len(ipv4) == 1:
+            entry = ipv4[0]
+        elif not ipv4:
+            raise bad_request(
+                f"Bad floatingip request: Cannot add floating IP to port {port.id} that has no fixed IPv4 addresses."
+            )
+        else:
+            raise bad_request(
+                f"Bad floatingip request: Port {port.id} has multiple fixed IPv4 addresses.  Must provide a"
+                " specific IPv4 address when assigning a floating IP."
+            )
+        router_id = self._router_for(fip.floating_network_id, port, entry["subnet_id"])
+        fixed = entry["ip_address"]
         for other in self.ips_.values():
             if (
                 other.id != fip.id
@@ -483,12 +972,24 @@ class Network(Base):
                 and other.fixed_ip_address == fixed
                 and other.floating_network_id == fip.floating_network_id
             ):
-                raise sdk_exc.ConflictException(
-                    message=f"Cannot associate floating IP {fip.floating_ip_address} ({fip.id}) with port"
-                    f" {port.id} using fixed IP {fixed}, as that fixed IP already has a floating IP on external"
-                    f" network {fip.floating_network_id}."
+                raise conflict(
+                    f"Cannot associate floating IP {fip.floating_ip_address} ({fip.id}) with port {port.id} using"
+                    f" fixed IP {fixed}, as that fixed IP already has a floating IP on external network"
+                    f" {fip.floating_network_id}.",
+                    "FloatingIPPortAlreadyAssociated",
                 )
-        fip.update(port_id=port.id, fixed_ip_address=fixed, router_id=router.id, status="DOWN", polls=0)
+        return port.id, fixed, router_id
+
+    def _associate(self, fip, port_id, fixed, router_id):
+        if (fip.port_id, fip.fixed_ip_address) == (port_id, fixed):
+            return  # Neutron: the association is not changed
+        fip.update(port_id=port_id, fixed_ip_address=fixed, router_id=router_id, status="DOWN")
+        self._fip_polls[fip.id] = 0
+        self._sync_addresses()
+
+    def _disassociate(self, fip):
+        fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+        self._fip_polls.pop(fip.id, None)
         self._sync_addresses()
 
     def _sync_addresses(self):
@@ -506,55 +1007,80 @@ class Network(Base):
                 )
 
     def create_ip(self, **attrs):
+        """Allocate a floating IP (a port on the external network), associated with
+        ``port_id`` when given; a refused association allocates nothing (Neutron's
+        transaction)."""
         self._record("create_ip")
-        network = self.networks_.get(attrs.get("floating_network_id"))
-        if network is None or not network.get("is_router_external"):
-            raise sdk_exc.BadRequestException(message="Bad floatingip request: network is not external")
-        address = attrs.get("floating_ip_address")
+        address, port_id = attrs.get("floating_ip_address"), attrs.get("port_id")
         if address and self.refuse_chosen_fip_address:
-            raise sdk_exc.ForbiddenException(
-                message="(rule:create_floatingip and rule:create_floatingip:floating_ip_address)"
-                " is disallowed by policy"
+            raise neutron_error(
+                403,
+                "PolicyNotAuthorized",
+                "(rule:create_floatingip and rule:create_floatingip:floating_ip_address) is disallowed by policy",
             )
-        if address and any(f.floating_ip_address == address for f in self.ips_.values()):
-            raise sdk_exc.ConflictException(message=f"IP address {address} already allocated in subnet public-subnet")
+        if attrs.get("fixed_ip_address") and not port_id:
+            raise bad_request("Bad floatingip request: fixed_ip_address cannot be specified without a port_id.")
+        network = self._network(attrs.get("floating_network_id"))
+        if not network.is_router_external:
+            raise bad_request(f"Bad floatingip request: Network {network.id} is not a valid external network.")
         fip = Res(
             id=new_id(),
-            floating_ip_address=address or f"203.0.113.{10 + len(self.ips_)}",
+            floating_ip_address=None,
             floating_network_id=network.id,
             fixed_ip_address=None,
             port_id=None,
             router_id=None,
             status="DOWN",
-            project_id=self.cloud.project_id,
+            description=attrs.get("description", ""),
+            project_id=attrs.get("project_id") or self.cloud.project_id,
         )
-        if attrs.get("port_id"):
-            self._bind(fip, attrs["port_id"], attrs.get("fixed_ip_address"))  # checked before it is stored
+        external = self._add_port(
+            network.id, ip_address=address, device_id=fip.id, device_owner=FLOATING_IP, project_id=""
+        )
+        try:
+            if not external.fixed_ips:
+                raise bad_request(f"Bad floatingip request: Network {network.id} does not contain any IPv4 subnet.")
+            fip.floating_ip_address = external.fixed_ips[0]["ip_address"]
+            association = self._association(fip, port_id, attrs.get("fixed_ip_address")) if port_id else None
+        except sdk_exc.HttpException:
+            del self.ports_[external.id]
+            raise
         self.ips_[fip.id] = fip
-        self._sync_addresses()
+        if association:
+            self._associate(fip, *association)
         if self.lose_next_fip_answer:
             self.lose_next_fip_answer = False
             raise sdk_exc.HttpException(message="503 Service Unavailable (the answer was lost)", response=Response(503))
         return copy.deepcopy(fip)
 
-    def update_ip(self, fip_id, **attrs):
+    def update_ip(self, floating_ip, **attrs):
+        """``port_id``: associate (Neutron's checks), ``port_id=None``: disassociate."""
         self._record("update_ip")
-        fip = self.ips_.get(fip_id)
-        if fip is None:
-            raise not_found(f"Floating IP {fip_id}")
-        if attrs.get("port_id"):
-            self._bind(fip, attrs["port_id"], attrs.get("fixed_ip_address"))
-        elif "port_id" in attrs:
-            fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
-            self._sync_addresses()
+        fip = self._fip(floating_ip)
+        given_port = "port_id" in attrs
+        port_id, fixed = attrs.pop("port_id", None), attrs.pop("fixed_ip_address", None)
+        if fixed and not port_id:
+            raise bad_request("Bad floatingip request: fixed_ip_address cannot be specified without a port_id.")
+        if port_id:
+            self._associate(fip, *self._association(fip, port_id, fixed))
+        elif given_port and fip.port_id:
+            self._disassociate(fip)
+        fip.update(attrs)
         return copy.deepcopy(fip)
 
-    def delete_ip(self, fip_id, ignore_missing=True):
+    def delete_ip(self, floating_ip, ignore_missing=True):
         self._record("delete_ip")
-        if self.ips_.pop(fip_id, None) is None and not ignore_missing:
-            raise not_found(f"Floating IP {fip_id}")
+        fip = self.ips_.pop(_id(floating_ip), None)
+        if fip is None:
+            if ignore_missing:
+                return
+            raise missing(f"Floating IP {_id(floating_ip)} could not be found", "FloatingIPNotFound")
+        self._fip_polls.pop(fip.id, None)
+        for port in [p for p in self.ports_.values() if p.device_id == fip.id and p.device_owner == FLOATING_IP]:
+            del self.ports_[port.id]
         self._sync_addresses()
 
+    # security groups
     def find_security_group(self, name_or_id, ignore_missing=True, project_id=None):
         return self._find(self.groups_, name_or_id, ignore_missing, project_id=project_id)
 
@@ -723,6 +1249,14 @@ class FakeCloud:
 
 
 # ---------------------------------------------------------------------- running a module
+
+
+class NoCloud:
+    """A connection that fails the test when it is used at all: for input a module must
+    refuse before it asks the cloud anything."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the module used the cloud ({name}) before refusing its input")
 
 
 class ModuleExit(Exception):

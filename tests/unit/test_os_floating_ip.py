@@ -5,7 +5,7 @@ a lost create answer must not become a second address."""
 
 import pytest
 
-from ansible_collections.monoscape.paas.plugins.modules import os_floating_ip
+from ansible_collections.monoscape.paas.plugins.modules import os_floating_ip, os_network, os_router, os_subnet
 
 from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent
 
@@ -21,7 +21,6 @@ def boot(cloud, name, networks=("private",)):
 @pytest.fixture
 def server(cloud):
     """A server on `private`, which a router connects to the external network `public`."""
-    cloud.network.add_network("public", external=True)
     cloud.network.add_router("acme-router", gateway="public", interfaces=["private"])
     created = boot(cloud, "acme-controller")
     cloud.calls.clear()
@@ -120,7 +119,6 @@ def test_wait_polls_until_active(run, cloud, server):
 
 
 def test_without_a_router_says_what_is_missing(run, cloud):
-    cloud.network.add_network("public", external=True)
     boot(cloud, "acme-controller")
     cloud.calls.clear()
     assert run(os_floating_ip, FIP, check_mode=True)["changed"]
@@ -133,13 +131,62 @@ def test_without_a_router_says_what_is_missing(run, cloud):
 
 
 def test_a_router_on_another_external_network_is_not_enough(run, cloud):
-    cloud.network.add_network("public", external=True)
     cloud.network.add_network("other-public", external=True)
     cloud.network.add_router("r", gateway="other-public", interfaces=["private"])
     boot(cloud, "acme-controller")
     result = run(os_floating_ip, FIP)
     assert "needs a router with a gateway on 'public'" in result["msg"]
     assert not cloud.network.ips_
+
+
+# ---------------------------------------------------------------------- the router os_router makes
+
+
+def ok(result):
+    assert not result["failed"], result["msg"]
+    return result
+
+
+def test_routed_by_the_deployments_own_router(run, cloud):
+    """The tenant step's network, subnet and router carry the floating IP; the router then
+    keeps what the address needs until it is released."""
+    ok(run(os_network, {"name": "acme-net"}))
+    ok(run(os_subnet, {"name": "acme-subnet", "network": "acme-net", "cidr": "10.20.0.0/24"}))
+    gateway_only = {"name": "acme-router", "external_network": "public", "interfaces": []}
+    ok(run(os_router, gateway_only))
+    boot(cloud, "acme-controller", networks=("acme-net",))
+    result = run(os_floating_ip, FIP)  # a gateway on public, but no interface on the server's subnet
+    assert result["failed"]
+    assert "needs a router with a gateway on 'public'" in result["msg"]
+    assert not cloud.network.ips_
+    router = ok(run(os_router, dict(gateway_only, interfaces=["acme-subnet"])))["router"]
+    fip = ok(run(os_floating_ip, FIP))["floating_ip"]
+    assert fip["router_id"] == router["id"]
+    assert fip["fixed_ip_address"] == "10.20.0.2"  # 10.20.0.1 is the router's interface
+    refused = run(os_router, {"name": "acme-router", "state": "absent"})
+    assert refused["failed"]
+    assert f"{fip['floating_ip_address']} (to 10.20.0.2)" in refused["msg"]
+    assert cloud.network.ips_[fip["id"]].port_id == fip["port_id"]
+    ok(run(os_floating_ip, dict(FIP, state="absent")))
+    ok(run(os_router, {"name": "acme-router", "state": "absent"}))
+    assert not cloud.network.routers_
+
+
+def test_the_router_needs_an_interface_on_the_subnet_of_the_fixed_address(run, cloud):
+    """Neutron looks for the subnet of the fixed address, not just its network."""
+    ok(run(os_network, {"name": "acme-net"}))
+    ok(run(os_subnet, {"name": "acme-subnet", "network": "acme-net", "cidr": "10.20.0.0/24"}))
+    ok(run(os_subnet, {"name": "acme-subnet-2", "network": "acme-net", "cidr": "10.21.0.0/24"}))
+    router = {"name": "acme-router", "external_network": "public", "interfaces": ["acme-subnet-2"]}
+    ok(run(os_router, router))
+    server = boot(cloud, "acme-controller", networks=("acme-net",))
+    _, fixed = fixed_of(cloud, server, "acme-net")
+    assert fixed.startswith("10.20.0.")
+    result = run(os_floating_ip, FIP)
+    assert result["failed"]
+    assert "needs a router with a gateway on 'public' and an interface on the server's subnet" in result["msg"]
+    ok(run(os_router, dict(router, interfaces=["acme-subnet", "acme-subnet-2"])))
+    assert ok(run(os_floating_ip, FIP))["floating_ip"]["fixed_ip_address"] == fixed
 
 
 # ---------------------------------------------------------------------- a chosen address
@@ -227,7 +274,6 @@ def test_an_address_of_another_network_is_refused(run, cloud, server):
 
 @pytest.fixture
 def two_nets(cloud):
-    cloud.network.add_network("public", external=True)
     cloud.network.add_network("acme-net")
     cloud.network.add_router("acme-router", gateway="public", interfaces=["private", "acme-net"])
     created = boot(cloud, "acme-controller", networks=("private", "acme-net"))
