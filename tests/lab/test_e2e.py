@@ -1,8 +1,13 @@
 """End to end on the lab cloud, through the runbooks' own commands: bad input
 stops site.yml before anything is created; site.yml builds the whole PaaS and
-serves the sample app through the load balancer; a second run changes nothing;
-status; scale 2 -> 3 -> 2 with the app served throughout; credentials rotated;
-recovery after the lab restarts; teardown leaves nothing behind.
+serves the sample app through the load balancer at the controller's floating IP;
+only the load balancer is public (the dashboard and SSH answer the operator's
+address only, nodes are unreachable from outside, node ports answer the
+controller only, and removing that rule cuts it within 5 s); a second run
+changes nothing; status; a node whose host key changed stops the run until it is
+re-pinned; scale 2 -> 3 -> 2 with the app served throughout; credentials rotated;
+recovery after the lab restarts; teardown leaves nothing behind (no floating IP,
+router, network or port either).
 
 The deployment gets its own inventory (a copy of inventory/lab, as the install
 runbook tells operators to make) and a unique name, so it never meets another
@@ -16,6 +21,7 @@ import os
 import pathlib
 import re
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -26,6 +32,7 @@ import openstack
 import openstack.config
 import pytest
 import yaml
+from lab_helpers import instance_exec, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 LOGS = ROOT / "build" / "logs"
@@ -150,6 +157,9 @@ def leftovers(admin, name):
         found += [f"image {i.name}" for i in admin.image.images(owner=project.id)]
         found += [f"security group {g.name}" for g in admin.network.security_groups() if g.project_id == project.id]
         found += [f"port {p.id}" for p in admin.network.ports(project_id=project.id)]
+        found += [f"floating IP {f.floating_ip_address}" for f in admin.network.ips(project_id=project.id)]
+        found += [f"router {r.name}" for r in admin.network.routers(project_id=project.id)]
+        found += [f"network {n.name}" for n in admin.network.networks(project_id=project.id)]
     if user:
         found.append(f"user {user.id}")
         found += [f"key pair {k.name}" for k in admin.compute.keypairs(user_id=user.id)]
@@ -175,9 +185,26 @@ def fixed_ip(server):
     return next(a["addr"] for net in server.addresses.values() for a in net if a.get("version") == 4)
 
 
+def floating_ip(server):
+    return next(a["addr"] for net in server.addresses.values() for a in net if a.get("OS-EXT-IPS:type") == "floating")
+
+
+def controller(admin, name):
+    (found,) = [s for s in admin.compute.servers(all_projects=True) if s.name == f"{name}-controller"]
+    return admin.compute.get_server(found.id)
+
+
 def controller_ip(admin, name):
-    (controller,) = [s for s in admin.compute.servers(all_projects=True) if s.name == f"{name}-controller"]
-    return fixed_ip(admin.compute.get_server(controller.id))
+    """The controller's public address: its floating IP."""
+    return floating_ip(controller(admin, name))
+
+
+def connects(address, port, timeout=2):
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def get(url, timeout=10):
@@ -270,6 +297,83 @@ def test_dashboard_shows_nodes_apps_and_backends(deployment, admin):
     assert f"{deployment.name}-node-2" in page
 
 
+def test_only_the_load_balancer_is_public(deployment, admin, lab_outsider):
+    """The operator's view, from outside the cloud: the floating IP answers on 80 for
+    anyone; the dashboard and SSH for the operator's address only; no fixed address
+    of the deployment answers at all."""
+    ip = controller_ip(admin, deployment.name)
+    for port in (80, 8080, 22):
+        assert connects(ip, port), f"the operator reaches {ip}:{port}"
+    assert lab_outsider.connects(ip, 80), "the load balancer is public"
+    assert not lab_outsider.connects(ip, 8080), "the dashboard answers the operator CIDR only"
+    assert not lab_outsider.connects(ip, 22), "SSH answers the operator CIDR only"
+    for server in servers(admin, deployment.name):
+        assert not connects(fixed_ip(server), 22, timeout=1), f"{server.name}'s fixed address is reachable"
+    for node in servers(admin, deployment.name, "node"):
+        floating = [a for net in node.addresses.values() for a in net if a.get("OS-EXT-IPS:type") == "floating"]
+        assert floating == [], f"{node.name} has a floating IP"
+
+
+def backends_up(address, count):
+    """The dashboard's live view: `count` backend servers, all UP."""
+    try:
+        document = json.loads(get(f"http://{address}:8080/dashboard.json")[1])
+    except (OSError, ValueError):
+        return False
+    backends = document.get("backends") or []
+    return len(backends) == count and all(b["status"] == "UP" for b in backends)
+
+
+@pytest.fixture(scope="module")
+def tenant(deployment):
+    """The deployment's tenant user (its clouds.yaml entry, written by the tenant step)."""
+    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    conn = connect_dict(cloud)
+    yield conn
+    conn.close()
+
+
+def test_node_ports_answer_the_controller_only(deployment, admin, tenant):
+    """From the controller, a node's app port answers; from a third instance of the
+    project in the default group, it does not; deleting the controller -> node rule
+    cuts it within 5 s, putting it back repairs it."""
+    ctl = controller(admin, deployment.name)
+    node = servers(admin, deployment.name, "node")[0]
+    port = int(re.search(r"\S+-node-\d:(\d+)", deployment.run("status-ports", runbook("status"))[1]).group(1))
+    probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{fixed_ip(node)}/{port}'"
+    assert instance_exec(ctl.id, probe).returncode == 0, "the controller reaches the node's app port"
+    third = tenant.compute.create_server(
+        name=f"{deployment.name}-intruder",
+        image_id=tenant.image.find_image("debian-12").id,
+        flavor_id=tenant.compute.find_flavor("m1.tiny").id,
+        networks=[{"uuid": tenant.network.find_network(deployment.name).id}],
+        security_groups=[{"name": "default"}],
+    )
+    try:
+        third = tenant.compute.wait_for_server(third, status="ACTIVE", failures=["ERROR"], interval=0.5, wait=180)
+        assert instance_exec(third.id, probe).returncode != 0, "a default-group instance reaches the node's app port"
+        group = tenant.network.find_security_group(f"{deployment.name}-node")
+        (rule,) = [
+            r
+            for r in tenant.network.security_group_rules(security_group_id=group.id)
+            if r.port_range_min == 9080 and r.remote_group_id
+        ]
+        kept = {k: getattr(rule, k) for k in ("direction", "ethertype", "protocol", "port_range_min", "port_range_max")}
+        tenant.network.delete_security_group_rule(rule)
+        took = wait_until(lambda: instance_exec(ctl.id, probe).returncode != 0, 5)
+        assert took is not None, "deleting the controller -> node rule did not cut it within 5 s"
+        tenant.network.create_security_group_rule(
+            security_group_id=group.id, remote_group_id=rule.remote_group_id, description=rule.description, **kept
+        )
+        assert wait_until(lambda: instance_exec(ctl.id, probe).returncode == 0, 5) is not None
+    finally:
+        tenant.compute.delete_server(third)
+        tenant.compute.wait_for_delete(third, wait=120)
+    print(f"controller -> node rule removed: cut after {took:.1f} s")
+    # the load balancer's health checks see the nodes again before the next step
+    assert wait_until(lambda: backends_up(controller_ip(admin, deployment.name), 2), 60) is not None
+
+
 def test_second_site_run_changes_nothing(deployment):
     rc, output, seconds = deployment.run("site-again", runbook("site"))
     assert rc == 0, tail(output, 80)
@@ -288,6 +392,36 @@ def test_status_prints_the_deployment(deployment):
     assert "token yes, EC2 credentials yes" in output
     assert re.search(r"demo\s+hello\s+1\.0\.0\s+\S+-node-\d:\d+, \S+-node-\d:\d+", output), tail(output)
     assert len(re.findall(r"app\.demo\.hello\s+\S+\s+\S+\s+UP\s+L7OK", output)) == 2, tail(output)
+
+
+def test_a_changed_host_key_stops_the_run_until_repinned(deployment, admin, tenant):
+    """node-2 rebuilt under the same name (new server, new host keys): the next run
+    stops before connecting, naming the server; the runbook's re-pin command takes
+    the new keys and site.yml brings the node back into service."""
+    old = tenant.compute.find_server(f"{deployment.name}-node-2")
+    old = tenant.compute.get_server(old.id)
+    tenant.compute.delete_server(old)
+    tenant.compute.wait_for_delete(old, wait=120)
+    new = tenant.compute.create_server(
+        name=old.name,
+        image_id=old.image["id"],
+        flavor_id=tenant.compute.find_flavor("m1.small").id,
+        networks=[{"uuid": tenant.network.find_network(deployment.name).id}],
+        security_groups=[{"name": f"{deployment.name}-node"}],
+        key_name=old.key_name,
+        metadata=old.metadata,
+    )
+    tenant.compute.wait_for_server(new, status="ACTIVE", failures=["ERROR"], interval=0.5, wait=180)
+    rc, output, _ = deployment.run("changed-host-key", runbook("status"))
+    assert rc != 0, tail(output)
+    message = " ".join(output.split())
+    assert f"{deployment.name}-node-2" in message and "host_keys.yml -e monoscape_repin=" in message, tail(output)
+    rc, output, _ = deployment.run("repin", runbook("repin"), SERVER=f"{deployment.name}-node-2")
+    assert rc == 0, tail(output)
+    rc, output, _ = deployment.run("site-after-rebuild", runbook("site"))
+    assert rc == 0, tail(output, 80)
+    _, body = get(f"http://{controller_ip(admin, deployment.name)}/demo/hello/")
+    assert "version: 1.0.0" in body
 
 
 def test_scale_out_to_three_nodes(deployment, admin):

@@ -1,10 +1,12 @@
 """The node-controller golden image on the lab cloud (playbooks/node_image.yml),
-no mocks: build from scratch; a second run with the same inputs is skipped and
-creates nothing; a node booted from the image serves the health endpoint with no
-Ansible at all and the sample app after only unpacking it and starting one
-mono_runtime instance; a changed input gives a new image and retention deletes the
-old unused one; a failure in the middle of provisioning fails the play and leaves
-no builder server, key pair or image (checked through the SDK).
+no mocks, as on a production cloud (the builder has no floating IP: Ansible reaches
+it through a bastion, its host keys pinned from its console log): build from
+scratch; a second run with the same inputs is skipped and creates nothing; a node
+booted from the image serves the health endpoint with no Ansible at all and the
+sample app after only unpacking it and starting one mono_runtime instance; a
+changed input gives a new image and retention deletes the old unused one; a
+failure in the middle of provisioning fails the play and leaves no builder
+server, pin or image (checked through the SDK).
 
 Every resource is named with a per-run prefix (monoscape-nc-<hex>-) in an isolated
 project, and deleted at the end. Timings are printed (run pytest with -s to see
@@ -14,15 +16,13 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 import yaml
+from lab_helpers import instance_exec, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 PLAYBOOK = ROOT / "playbooks" / "node_image.yml"
@@ -48,53 +48,48 @@ def record(name, seconds):
     out.write_text(json.dumps(TIMINGS, indent=2) + "\n")
 
 
-def http_get(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - our own lab node
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except OSError:
-        return None, ""
+def http_get(env, url, timeout=5):
+    """(status, body) of a GET from inside the cloud (on the bastion); status None when
+    nothing answered."""
+    proc = env.inside(f"curl -s -m {timeout} -w '\\n%{{http_code}}' '{url}'", timeout=timeout + 20)
+    body, _, code = proc.stdout.rpartition("\n")
+    return (int(code) if code.isdigit() and code != "000" else None), body
 
 
-def wait_http(url, status=200, timeout=180):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = http_get(url)
-        if last[0] == status:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer {status} within {timeout} s (last: {last})")
+def wait_http(env, url, status=200, timeout=180):
+    found = {}
 
+    def answered():
+        found["last"] = http_get(env, url)
+        return found["last"][0] == status
 
-def wait_ssh(ip, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((ip, 22), timeout=2) as sock:
-                if sock.recv(4).startswith(b"SSH"):
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"SSH on {ip} did not answer within {timeout} s")
+    if wait_until(answered, timeout, interval=0.5) is None:
+        raise AssertionError(f"{url} did not answer {status} within {timeout} s (last: {found.get('last')})")
+    return found["last"]
 
 
 class Build:
-    """Runs playbooks/node_image.yml against the isolated project."""
+    """Runs playbooks/node_image.yml for a deployment of its own in an isolated project,
+    as on a production cloud: the builder has no floating IP and is reached through a
+    bastion (a server with the controller role and a floating IP), its host keys pinned
+    from its console log. The inventory is the deployment's: the openstack_servers plugin
+    (deployment, SSH settings) and the monoscape settings host_keys.yml reads."""
 
-    def __init__(self, clouds_yaml, cloud, conn, workdir):
-        self.clouds_yaml, self.cloud, self.conn, self.workdir = clouds_yaml, cloud, conn, workdir
+    def __init__(self, env, workdir):
+        self.env, self.conn, self.workdir = env, env.conn, workdir
         self.prefix = f"monoscape-nc-{uuid.uuid4().hex[:6]}-"
 
     def vars(self, **overrides):
         base = {
-            "node_image_cloud": self.cloud,
-            "node_image_network": "private",
+            "node_image_cloud": self.env.name,
+            "node_image_network": self.env.network.name,
+            "node_image_security_groups": [self.env.node_group.name],
             "node_image_availability_zone": "nova",
             "node_image_name_prefix": self.prefix,
             "node_image_controller_address": "192.0.2.30",
+            "node_image_deployment": self.env.name,
+            "node_image_keypair": self.env.keypair,
+            "node_image_known_hosts": str(self.env.state / "known_hosts"),
             "node_image_keep": 1,
             "node_image_ssh_timeout": 180,
         }
@@ -104,22 +99,7 @@ class Build:
     def run(self, **overrides):
         vars_file = self.workdir / f"vars-{uuid.uuid4().hex[:6]}.json"
         vars_file.write_text(json.dumps(self.vars(**overrides)))
-        env = dict(
-            os.environ,
-            OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_CALLBACK_RESULT_FORMAT="json",  # one line per message
-        )
-        started = time.monotonic()
-        proc = subprocess.run(
-            ["ansible-playbook", "-i", "localhost,", str(PLAYBOOK), "-e", f"@{vars_file}"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started
+        return self.env.playbook(PLAYBOOK, "-e", f"@{vars_file}")
 
     # what exists in the project, by our prefix
     def images(self):
@@ -131,34 +111,117 @@ class Build:
     def servers(self):
         return [s for s in self.conn.compute.servers() if s.name.startswith(self.prefix)]
 
-    def keypairs(self):
-        return [k for k in self.conn.compute.keypairs() if k.name.startswith(self.prefix)]
+    def pins(self):
+        """Server names with pinned host keys in the deployment's known_hosts."""
+        path = self.env.state / "known_hosts"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return {ln.split()[0] for ln in lines if ln.strip() and not ln.startswith("#")}
 
-    def cleanup(self):
+    def leftovers(self):
+        """Builders and their pins: nothing of a build may outlive it."""
+        return [s.name for s in self.servers()] + sorted(p for p in self.pins() if p.startswith(self.prefix))
+
+    def cleanup_servers(self):
         for server in self.servers():
             self.conn.compute.delete_server(server)
         for server in self.servers():
             self.conn.compute.wait_for_delete(server, wait=120)
-        for keypair in self.keypairs():
-            self.conn.compute.delete_keypair(keypair)
+
+    def cleanup(self):
+        self.cleanup_servers()
         for image in self.images():
             self.conn.image.delete_image(image)
 
 
-@pytest.fixture(scope="module")
-def lab_project_cloud(lab_project_factory, tmp_path_factory):
-    """An isolated project (deleted with what is left in it at the end of the session):
-    (clouds.yaml path, cloud name, SDK connection as its member user)."""
-    project = lab_project_factory("nc")
-    path = project.clouds_yaml(tmp_path_factory.mktemp("nc-cloud") / "clouds.yaml", project.name)
-    return path, project.name, project.conn
+class DeploymentEnv:
+    """The deployment the builds belong to: a project's network behind a router, the
+    nodes' security group (SSH and node ports from the bastion's group), a key pair,
+    a bastion with a floating IP, and an inventory as the install runbook describes."""
+
+    def __init__(self, project, external, base):
+        self.project, self.conn, self.name = project, project.conn, project.name
+        self.state, self.inventory = base / "state", base / "inventory"
+        self.state.mkdir(mode=0o700)
+        project.clouds_yaml(self.state / "clouds.yaml", self.name)
+        key = self.state / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        self.keypair = f"{self.name}-operator"
+        self.conn.compute.create_keypair(name=self.keypair, public_key=(self.state / "id_ed25519.pub").read_text())
+        self.network, bastion_group = project.operator_network(external)
+        self.node_group = self.conn.network.create_security_group(name=f"{self.name}-node")
+        for ports in ((22, 22), (9080, 9999)):
+            self.conn.network.create_security_group_rule(
+                security_group_id=self.node_group.id,
+                direction="ingress",
+                ethertype="IPv4",
+                protocol="tcp",
+                port_range_min=ports[0],
+                port_range_max=ports[1],
+                remote_group_id=bastion_group.id,
+            )
+        bastion = self.conn.compute.create_server(
+            name=f"{self.name}-controller",
+            image_id=self.conn.image.find_image("debian-12").id,
+            flavor_id=self.conn.compute.find_flavor("m1.tiny").id,
+            networks=[{"uuid": self.network.id}],
+            security_groups=[{"name": bastion_group.name}],
+            key_name=self.keypair,
+            metadata={"monoscape_deployment": self.name, "monoscape_role": "controller"},
+        )
+        self.bastion = self.conn.compute.wait_for_server(bastion, interval=0.5, wait=180)
+        project.floating_ip(self.bastion, external)
+        lab = ROOT / "inventory" / "lab"
+        (self.inventory / "group_vars" / "all").mkdir(parents=True)
+        (self.inventory / "00-localhost.yml").write_text((lab / "00-localhost.yml").read_text())
+        plugin = yaml.safe_load((lab / "10-openstack.yml").read_text())
+        plugin.update(
+            clouds=[self.name],
+            clouds_yaml_path=[str(self.state / "clouds.yaml")],
+            deployment=self.name,
+            ssh_private_key_file=str(key),
+            ssh_known_hosts_file=str(self.state / "known_hosts"),
+        )
+        (self.inventory / "10-openstack.yml").write_text(yaml.safe_dump(plugin))
+        settings = {
+            "monoscape_deployment": self.name,
+            "monoscape_state_dir": str(self.state),
+            "monoscape_operator_cidr": f"{external.host_address}/32",
+        }
+        (self.inventory / "group_vars" / "all" / "deployment.yml").write_text(yaml.safe_dump(settings))
+
+    def playbook(self, playbook, *args):
+        env = dict(
+            os.environ,
+            OS_CLIENT_CONFIG_FILE=str(self.state / "clouds.yaml"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_CALLBACK_RESULT_FORMAT="json",  # one line per message
+        )
+        started = time.monotonic()
+        proc = subprocess.run(
+            ["ansible-playbook", "-i", str(self.inventory), str(playbook), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started
+
+    def inside(self, command, timeout=30):
+        """A shell command on the bastion, inside the cloud (the hypervisor's podman exec)."""
+        return instance_exec(self.bastion.id, command, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def build(lab_project_cloud, tmp_path_factory):
+def deployment_env(lab_project_factory, lab_external, tmp_path_factory):
+    """An isolated project (deleted with what is left in it at the end of the session)."""
+    return DeploymentEnv(lab_project_factory("nc"), lab_external, tmp_path_factory.mktemp("nc-deployment"))
+
+
+@pytest.fixture(scope="module")
+def build(deployment_env, tmp_path_factory):
     """The first build, from scratch, in an isolated project."""
-    clouds_yaml, cloud, conn = lab_project_cloud
-    b = Build(clouds_yaml, cloud, conn, tmp_path_factory.mktemp("node-image"))
+    b = Build(deployment_env, tmp_path_factory.mktemp("node-image"))
     rc, out, seconds = b.run()
     b.first = {"rc": rc, "out": out, "seconds": seconds}
     try:
@@ -179,8 +242,7 @@ def test_build_from_scratch(build):
     assert props["monoscape_mono_version"].startswith("6.8.")
     assert props["monoscape_bundle_version"] == yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
     assert props["monoscape_build_time"].endswith("Z")
-    assert build.servers() == []
-    assert build.keypairs() == []
+    assert build.leftovers() == []
 
 
 def test_same_inputs_skip_the_build(build):
@@ -192,83 +254,65 @@ def test_same_inputs_skip_the_build(build):
     assert "changed=0" in out.split("PLAY RECAP")[1]
     assert "TASK [node_image : Create the builder server" not in out
     assert [(i.id, i.updated_at) for i in build.images()] == before
-    assert build.servers() == []
-    assert build.keypairs() == []
+    assert build.leftovers() == []
 
 
 def test_node_from_image_serves_without_provisioning(build, tmp_path):
     """Boot a node from the image and time it to serving; nothing re-provisions it."""
-    conn = build.conn
     [image] = build.images()
-    key = tmp_path / "id_node"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    keypair = conn.compute.create_keypair(name=build.prefix + "node", public_key=(tmp_path / "id_node.pub").read_text())
     try:
-        serve_sample_app(build, image, keypair, key, tmp_path)
+        serve_sample_app(build, image, tmp_path)
     finally:
-        for server in build.servers():
-            conn.compute.delete_server(server)
-            conn.compute.wait_for_delete(server, wait=120)
-        conn.compute.delete_keypair(keypair)
+        build.cleanup_servers()
 
 
-def serve_sample_app(build, image, keypair, key, tmp_path):
-    conn = build.conn
-    flavor = conn.compute.find_flavor("m1.small")
-    network = conn.network.find_network("private")
+def serve_sample_app(build, image, tmp_path):
+    env, conn = build.env, build.conn
     started = time.monotonic()
     server = conn.compute.create_server(
         name=build.prefix + "node",
         image_id=image.id,
-        flavor_id=flavor.id,
-        key_name=keypair.name,
-        networks=[{"uuid": network.id}],
+        flavor_id=conn.compute.find_flavor("m1.small").id,
+        key_name=env.keypair,
+        networks=[{"uuid": env.network.id}],
+        security_groups=[{"name": env.node_group.name}],
         availability_zone="nova",
+        metadata={"monoscape_deployment": env.name, "monoscape_role": "node"},
     )
     server = conn.compute.wait_for_server(server, wait=180)
     ip = next(a["addr"] for addrs in server.addresses.values() for a in addrs if a["version"] == 4)
     # no Ansible yet: the node controller came with the image
-    wait_http(f"http://{ip}:{HEALTH_PORT}/health")
+    wait_http(env, f"http://{ip}:{HEALTH_PORT}/health")
     record("server create -> node health 200 (golden image)", time.monotonic() - started)
-    doc = json.loads(http_get(f"http://{ip}:{HEALTH_PORT}/status")[1])
+    doc = json.loads(http_get(env, f"http://{ip}:{HEALTH_PORT}/status")[1])
     assert doc["image"]["hash"] == image.properties["monoscape_node_hash"]
     assert doc["controller"]["address"] == "192.0.2.30"
-    wait_ssh(ip)
+    # the node is reached as every node is: pinned keys, through the bastion
+    rc, out, _ = env.playbook(ROOT / "playbooks" / "host_keys.yml")
+    assert rc == 0, out[-3000:]
+    assert server.name in build.pins()
     shutil.copy(SAMPLE_PACKAGE, tmp_path / "hello.zip")
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="false")
-    deploy = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            f"{ip},",
-            "-u",
-            "root",
-            "--private-key",
-            str(key),
-            str(SAMPLE_PLAY),
-            "-e",
-            json.dumps(
-                {
-                    "sample_package": str(tmp_path / "hello.zip"),
-                    "sample_release": "/srv/monoscape/apps/demo/hello/releases/1.0.0",
-                    "sample_instance": SAMPLE,
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                }
-            ),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    rc, out, _ = env.playbook(
+        SAMPLE_PLAY,
+        "--limit",
+        server.name,
+        "-e",
+        json.dumps(
+            {
+                "sample_package": str(tmp_path / "hello.zip"),
+                "sample_release": "/srv/monoscape/apps/demo/hello/releases/1.0.0",
+                "sample_instance": SAMPLE,
+                "ansible_python_interpreter": "/usr/bin/python3",
+            }
+        ),
     )
-    assert deploy.returncode == 0, deploy.stdout[-4000:] + deploy.stderr[-2000:]
+    assert rc == 0, out[-4000:]
     nonce = uuid.uuid4().hex
-    _, body = wait_http(f"http://{ip}:{SAMPLE['port']}/{SAMPLE['tenant']}/{SAMPLE['app']}/?q={nonce}")
+    _, body = wait_http(env, f"http://{ip}:{SAMPLE['port']}/{SAMPLE['tenant']}/{SAMPLE['app']}/?q={nonce}")
     record("server create -> sample app 200 (golden image + unpack + 1 instance)", time.monotonic() - started)
     assert "Hello from Monoscape sample app" in body
     # the deploy step installed nothing: no apt run on the node after the image was made
-    assert "Install the Mono app host packages" not in deploy.stdout
+    assert "Install the Mono app host packages" not in out
 
 
 def test_changed_input_gives_a_new_image_and_retention_removes_the_old(build):
@@ -284,13 +328,11 @@ def test_changed_input_gives_a_new_image_and_retention_removes_the_old(build):
     [new] = images  # keep 1: the old, unused image was deleted by retention
     assert new.properties["monoscape_node_hash"] != old.properties["monoscape_node_hash"]
     assert new.properties["monoscape_base_image"] == old.id
-    assert build.servers() == []
-    assert build.keypairs() == []
+    assert build.leftovers() == []
 
 
-def test_failure_mid_provisioning_leaves_nothing(lab_project_cloud, tmp_path):
-    clouds_yaml, cloud, conn = lab_project_cloud
-    b = Build(clouds_yaml, cloud, conn, tmp_path)
+def test_failure_mid_provisioning_leaves_nothing(deployment_env, tmp_path):
+    b = Build(deployment_env, tmp_path)
     try:
         # apt fails in the middle of node_controller, after the builder is up and reached
         rc, out, seconds = b.run(
@@ -301,8 +343,7 @@ def test_failure_mid_provisioning_leaves_nothing(lab_project_cloud, tmp_path):
         assert rc != 0
         assert "monoscape-no-such-package" in out
         assert "Provisioning the builder" in out
-        assert b.servers() == []
-        assert b.keypairs() == []
+        assert b.leftovers() == []
         assert b.images() == []
         record("failed build (apt failure mid-provisioning), cleaned up", seconds)
     finally:

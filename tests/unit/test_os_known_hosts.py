@@ -121,6 +121,25 @@ def test_pinned_with_the_same_ids_opens_no_connection(run, cloud, nodes, path, c
     assert len(connections) == 1
 
 
+def test_the_inventory_plugins_server_variables_are_accepted_as_they_are(run, cloud, nodes, path, connections):
+    """playbooks/host_keys.yml passes each host's `openstack` variable: name and id count,
+    the other keys (addresses, metadata, ...) are ignored."""
+    servers = [
+        {
+            "name": s.name,
+            "id": s.id,
+            "status": "ACTIVE",
+            "fixed_ips": ["10.0.0.9"],
+            "metadata": {"monoscape_role": "node"},
+        }
+        for s in nodes
+    ]
+    assert run(os_known_hosts, {"path": str(path), "servers": servers})["changed"]
+    result = run(os_known_hosts, {"path": str(path), "servers": servers})
+    assert not result["changed"]
+    assert len(connections) == 1, "the second run knew every id: no connection"
+
+
 def test_given_name_and_id_skip_the_server_list(run, cloud, nodes, path):
     run(os_known_hosts, {"path": str(path), "servers": [{"name": nodes[0].name, "id": nodes[0].id}]})
     assert not [c for c in cloud.calls if c.startswith("list servers")]
