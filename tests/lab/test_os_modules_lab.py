@@ -348,37 +348,46 @@ def test_server_and_snapshot(play, lab_project, lab_admin):
     assert conn.image.find_image("golden") is None
 
 
-def test_server_on_a_podman_host(play, lab_project):
-    """AZ nova runs servers as real (podman) hosts: booted, sshd answers at the fixed IP, deleted."""
+def test_server_on_a_podman_host(play, lab_project, lab_external):
+    """AZ nova runs servers as real (podman) hosts: booted on a routed network, given a
+    floating IP, sshd answers there from this machine (outside the cloud), deleted."""
+    network, ssh_group = lab_project.operator_network(lab_external)
     server = {
         "name": "real-1",
         "image": "debian-12",
         "flavor": "m1.tiny",
-        "networks": ["private"],
+        "networks": [network.name],
+        "security_groups": [ssh_group.name],
         "availability_zone": "nova",
         "monoscape_role": "builder",
     }
+    fip = {"server": "real-1", "network": "public"}
     results, _ = play(
         lab_project.cloud,
         [
             *twice([("server", {"monoscape.paas.os_server": server})]),
+            ("fip", {"monoscape.paas.os_floating_ip": fip}),
             (
                 "sshd",
                 {
                     "ansible.builtin.wait_for": {
-                        "host": "{{ server_1.server.access_ip }}",
+                        "host": "{{ fip.floating_ip.floating_ip_address }}",
                         "port": 22,
                         "search_regex": "SSH-",
                         "timeout": 30,
                     }
                 },
             ),
+            ("released", {"monoscape.paas.os_floating_ip": {**fip, "state": "absent"}}),
             ("gone", {"monoscape.paas.os_server": {"name": "real-1", "state": "absent"}}),
         ],
     )
     assert_idempotent(results, [("server", None)])
     assert results["server_1"]["server"]["status"] == "ACTIVE"
     assert results["server_1"]["server"]["availability_zone"] == "nova"
+    ok(results["fip"], changed=True)
     ok(results["sshd"])
+    ok(results["released"], changed=True)
     ok(results["gone"], changed=True)
     assert list(lab_project.conn.compute.servers()) == []
+    assert list(lab_project.conn.network.ips(project_id=lab_project.project_id)) == []
