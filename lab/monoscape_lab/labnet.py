@@ -832,9 +832,12 @@ class Applier:
     """Applies models; remembers the nft text it last loaded in each namespace
     so that an unchanged ruleset is not reloaded (a `full` pass reloads all)."""
 
-    def __init__(self, host):
+    def __init__(self, host, still_gone=None):
         self.host = host
         self.loaded = {}
+        # still_gone(ifname) -> True when the network or port an interface is named after
+        # does not exist now (None: trust the model)
+        self.still_gone = still_gone
 
     def nft(self, script, ns=None, full=False):
         key = (ns, _ns_inode(ns))
@@ -873,13 +876,17 @@ class Applier:
                 wanted[bridge_name(network.id)] = network.mtu
         for name, mtu in sorted(wanted.items()):
             _ensure_bridge(name, mtu, ns=FABRIC_NS)
+        # leftovers: bridges of deleted networks, taps of deleted ports. The model may be
+        # older than a plug the compute driver just made, so each is checked again in the
+        # database (by its name's id prefix) right before it goes
         known = {bridge_name(n) for n in model.networks}
-        here = links(ns=FABRIC_NS)
-        for name in sorted(n for n in here if n.startswith("mslb-") and n not in known):
-            ip("link", "del", name, ns=FABRIC_NS, check=False)  # the network was deleted
         ports = {tap_name(p) for p in model.ports}
-        for name in sorted(n for n in here if n.startswith("tap") and n not in ports):
-            ip("link", "del", name, ns=FABRIC_NS, check=False)  # its port was deleted
+        here = links(ns=FABRIC_NS)
+        stale = [n for n in here if n.startswith("mslb-") and n not in known]
+        stale += [n for n in here if n.startswith("tap") and n not in ports]
+        for name in sorted(stale):
+            if self.still_gone is None or self.still_gone(name):
+                ip("link", "del", name, ns=FABRIC_NS, check=False)
         self.nft(render_fabric(model, self.host), ns=FABRIC_NS, full=full)
 
     def router(self, plan, full):
@@ -958,7 +965,7 @@ class Agent:
 
     def __init__(self, config):
         self.config = config
-        self.applier = Applier(config["podman_host"])
+        self.applier = Applier(config["podman_host"], still_gone=self.still_gone)
         self.status_file = pathlib.Path(config["status_file"])
         self.interval = float(config.get("interval", 0.5))
         self.resync = float(config.get("resync", 30))
@@ -984,6 +991,14 @@ class Agent:
                 read_timeout=30,
             )
         return self.db.cursor()
+
+    def still_gone(self, ifname):
+        """Is the network (bridge mslb-<id>) or port (tap<id>) an interface is named after
+        absent from the database now?"""
+        table, prefix = ("networks", ifname[5:]) if ifname.startswith("mslb-") else ("ports", ifname[3:])
+        cursor = self.cursor()
+        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE id LIKE %s", [prefix.replace("%", "") + "%"])  # noqa: S608 - a constant table name
+        return cursor.fetchone()[0] == 0
 
     def write_status(self, synced, **extra):
         data = {"time": time.time(), "synced": synced, "pid": os.getpid(), "digest": self.digest, **extra}
