@@ -358,7 +358,13 @@ def test_node_ports_answer_the_controller_only(deployment, admin, tenant):
             for r in tenant.network.security_group_rules(security_group_id=group.id)
             if r.port_range_min == 9080 and r.remote_group_id
         ]
-        kept = {k: getattr(rule, k) for k in ("direction", "ethertype", "protocol", "port_range_min", "port_range_max")}
+        kept = {
+            "direction": rule.direction,
+            "ethertype": rule.ether_type,
+            "protocol": rule.protocol,
+            "port_range_min": rule.port_range_min,
+            "port_range_max": rule.port_range_max,
+        }
         tenant.network.delete_security_group_rule(rule)
         took = wait_until(lambda: instance_exec(ctl.id, probe).returncode != 0, 5)
         assert took is not None, "deleting the controller -> node rule did not cut it within 5 s"
