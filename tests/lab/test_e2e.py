@@ -72,7 +72,8 @@ class Deployment:
         lab = ROOT / "inventory" / "lab"
         (self.inventory / "group_vars" / "all").mkdir(parents=True)
         (self.inventory / "00-localhost.yml").write_text((lab / "00-localhost.yml").read_text())
-        plugin = yaml.safe_load((lab / "10-openstack.yml").read_text())
+        # the example inventory as it ships (install.md): only the deployment's name and paths change
+        plugin = yaml.safe_load((ROOT / "inventory" / "openstack.example.yml").read_text())
         # the plugin config names the deployment and its state folder's files (SSH settings too)
         plugin.update(
             clouds=[self.name],
