@@ -140,26 +140,73 @@ def test_sshd_effective_settings_are_key_only(host):
         assert f"{key.lower()} {aliases.get(value, value)}" in effective, key
 
 
-def test_ssh_refuses_passwords_and_accepts_keys(host):
-    opts = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=5"
-    refused = host.run(f"ssh {opts} -o PubkeyAuthentication=no root@127.0.0.1 true")
-    assert refused.rc != 0
-    assert "Permission denied (publickey)" in refused.stderr
-    key = f"/root/.ssh/verify-{uuid.uuid4().hex[:8]}"
-    host.check_output(f"ssh-keygen -q -t ed25519 -N '' -f {key}")
-    host.check_output(f"install -d -m 0700 /root/.ssh && cat {key}.pub >> /root/.ssh/authorized_keys")
+def pinned_ssh(known_hosts):
+    """ssh from the test runner to the node, accepting only the host keys the node has
+    now, read through podman (the container runtime is the trusted channel, as a
+    console log is for a cloud server; never the first connection). Read again at
+    each call: test_ssh_makes_host_keys_on_first_boot gives the node new keys."""
+    keys = subprocess.run(
+        ["podman", "exec", CONTAINER, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    lines = [f"{CONTAINER} {kind} {blob}" for kind, blob, *_ in (k.split() for k in keys if k.strip())]
+    assert lines, f"no SSH host keys in {CONTAINER}"
+    known_hosts.write_text("\n".join(lines) + "\n")
+    return [
+        "ssh",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        f"HostKeyAlias={CONTAINER}",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=5",
+    ]
+
+
+def test_ssh_refuses_passwords_and_accepts_keys(host, tmp_path):
+    ssh = pinned_ssh(tmp_path / "known_hosts")
+    target = f"root@{node_ip()}"
+    refused = subprocess.run(
+        [*ssh, "-o", "PubkeyAuthentication=no", target, "true"], capture_output=True, text=True, check=False
+    )
+    assert refused.returncode != 0
+    # not "Host key verification failed": the pinned keys are the node's
+    assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+    key = tmp_path / f"verify-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key.name, "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().strip()
+    host.check_output(f"install -d -m 0700 /root/.ssh && echo '{public}' >> /root/.ssh/authorized_keys")
     try:
-        assert host.check_output(f"ssh {opts} -i {key} root@127.0.0.1 echo key-login-ok") == "key-login-ok"
+        accepted = subprocess.run(
+            [*ssh, "-i", str(key), target, "echo key-login-ok"], capture_output=True, text=True, check=False
+        )
+        assert accepted.stdout.strip() == "key-login-ok", accepted.stderr
     finally:
-        host.run(f"sed -i '\\|{key.rsplit('/', 1)[1]}|d' /root/.ssh/authorized_keys; rm -f {key} {key}.pub")
+        host.run(f"sed -i '\\|{key.name}|d' /root/.ssh/authorized_keys")
 
 
-def test_ssh_makes_host_keys_on_first_boot(host):
+def test_ssh_makes_host_keys_on_first_boot(host, tmp_path):
     """What a node booted from the image (host keys removed by sysprep) goes through."""
+    old = tmp_path / "old_known_hosts"
+    old_ssh = pinned_ssh(old)
     host.check_output("rm -f /etc/ssh/ssh_host_*")
     host.check_output("systemctl restart ssh.service")
     assert host.service("ssh.service").is_running
     assert host.file("/etc/ssh/ssh_host_ed25519_key").exists
+    # new keys: the ones pinned before are refused, the ones read now are sshd's
+    probe = ["-o", "PubkeyAuthentication=no", f"root@{node_ip()}", "true"]
+    before = subprocess.run([*old_ssh, *probe], capture_output=True, text=True, check=False)
+    assert "Host key verification failed" in before.stderr, before.stderr
+    now = subprocess.run([*pinned_ssh(tmp_path / "known_hosts"), *probe], capture_output=True, text=True, check=False)
+    assert "Permission denied (publickey)" in now.stderr, now.stderr
 
 
 @pytest.mark.parametrize("path", ["/etc/logrotate.d/monoscape", "/etc/systemd/journald.conf.d/monoscape.conf"])
