@@ -15,8 +15,9 @@ description:
   - Allocation is retried safely - a create whose answer was lost is looked up (a floating IP on that
     port) before it is retried, so a server never ends up with two addresses.
   - With O(wait=true) (the default), O(state=present) waits until Neutron reports the floating IP
-    C(ACTIVE) - the address is then routed to the server (the router's NAT is in place) - and fails
-    after O(timeout) seconds with the status seen last. With O(wait=false) the task returns as soon as
+    C(ACTIVE) - the address is then routed to the server (the router's NAT is in place) - and Nova
+    lists it among the server's addresses (what an inventory reads next), and fails after O(timeout)
+    seconds with what it saw last. With O(wait=false) the task returns as soon as
     the address is associated (its status may still be C(DOWN)).
   - A floating IP that O(floating_ip_address) names but which is bound to another port fails the task;
     nothing is taken from another server.
@@ -485,19 +486,31 @@ class FloatingIpModule(OpenStackModule):
         return self.call(self.conn.network.update_ip, fip.id, port_id=None)
 
     def settle(self, fip, server):
-        """With wait, the floating IP once Neutron reports it ACTIVE (routed)."""
-        if not self.params["wait"] or self.check_mode or fip.status == "ACTIVE":
+        """With wait, the floating IP once Neutron reports it ACTIVE (routed) and Nova
+        lists it among the server's addresses (its network cache is updated from
+        Neutron's events a moment later: an inventory read in between would not see it)."""
+        if not self.params["wait"] or self.check_mode:
             return fip
         network = self.conn.network
-        return self.wait_for(
-            lambda: network.get_ip(fip.id),
-            ready=lambda f: f.status == "ACTIVE",
-            failed=lambda f: "Neutron reports status ERROR" if f.status == "ERROR" else None,
-            what=(
-                f"floating IP {fip.floating_ip_address} of server {server.name!r} to become ACTIVE"
-                " (routed by the router's NAT)"
+        if fip.status != "ACTIVE":
+            fip = self.wait_for(
+                lambda: network.get_ip(fip.id),
+                ready=lambda f: f.status == "ACTIVE",
+                failed=lambda f: "Neutron reports status ERROR" if f.status == "ERROR" else None,
+                what=(
+                    f"floating IP {fip.floating_ip_address} of server {server.name!r} to become ACTIVE"
+                    " (routed by the router's NAT)"
+                ),
+            )
+        address = fip.floating_ip_address
+        self.wait_for(
+            lambda: self.conn.compute.get_server(server.id),
+            ready=lambda s: any(
+                entry.get("addr") == address for entries in (s.addresses or {}).values() for entry in entries
             ),
+            what=f"Nova to list floating IP {address} among the addresses of server {server.name!r}",
         )
+        return fip
 
     # ------------------------------------------------------------------ absent
     def absent(self):

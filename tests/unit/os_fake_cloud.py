@@ -252,6 +252,7 @@ class Compute(Base):
         self.build_status = "ACTIVE"  # what a new server becomes
         self.console_logs = {}  # server id -> console text, or a list of successive texts
         self.console_building = {}  # server id -> how many console reads answer 409 (still building)
+        self.floating_address_lag = 0  # get_server calls that do not list floating addresses yet
         for name, ram in (("m1.tiny", 256), ("m1.small", 512)):
             flavor = Flavor(id=new_id(), name=name, ram=ram)
             self.flavors_[flavor.id] = flavor
@@ -309,7 +310,12 @@ class Compute(Base):
     def get_server(self, server_id):
         if server_id not in self.servers_:
             raise not_found(f"server {server_id}")
-        return copy.deepcopy(self.servers_[server_id])
+        server = copy.deepcopy(self.servers_[server_id])
+        if self.floating_address_lag:  # Nova's network cache lags behind Neutron's events
+            self.floating_address_lag -= 1
+            for entries in server.addresses.values():
+                entries[:] = [e for e in entries if e.get("OS-EXT-IPS:type") != "floating"]
+        return server
 
     def create_server(self, **attrs):
         self._record("create_server")

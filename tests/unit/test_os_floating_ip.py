@@ -118,6 +118,18 @@ def test_wait_polls_until_active(run, cloud, server):
     assert result["floating_ip"]["status"] == "ACTIVE"
 
 
+def test_wait_until_nova_lists_the_address(run, cloud, server):
+    """Nova learns the address from Neutron's events a moment later: an inventory read
+    right after the task must see it, so wait covers that too."""
+    cloud.compute.floating_address_lag = 3
+    result = run(os_floating_ip, FIP)
+    assert not result["failed"], result["msg"]
+    assert cloud.compute.floating_address_lag == 0, "the module asked Nova until it listed the address"
+    address = result["floating_ip"]["floating_ip_address"]
+    addresses = cloud.compute.get_server(server.id).addresses
+    assert address in [e["addr"] for entries in addresses.values() for e in entries]
+
+
 def test_without_a_router_says_what_is_missing(run, cloud):
     boot(cloud, "acme-controller")
     cloud.calls.clear()
