@@ -119,7 +119,8 @@ class Build:
 
     def leftovers(self):
         """Builders and their pins: nothing of a build may outlive it."""
-        return [s.name for s in self.servers()] + sorted(p for p in self.pins() if p.startswith(self.prefix))
+        builders = f"{self.prefix}builder-"
+        return [s.name for s in self.servers()] + sorted(p for p in self.pins() if p.startswith(builders))
 
     def cleanup_servers(self):
         for server in self.servers():
