@@ -23,7 +23,14 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
-from monoscape_package import PackageError, inspect
+from monoscape_package import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_RATIO,
+    DEFAULT_MAX_UNPACKED,
+    PackageError,
+    inspect,
+)
 
 # fixed timestamp for zip entries: same inputs -> same zip layout
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -92,14 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("-o", "--output", type=Path, required=True)
     c = sub.add_parser("check", help="validate a package as the deploy playbook will")
     c.add_argument("package")
-    c.add_argument("--max-bytes", type=int, default=64 * 1024 * 1024)
+    c.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="largest package file")
+    c.add_argument("--max-unpacked", type=int, default=DEFAULT_MAX_UNPACKED, help="largest unpacked size")
+    c.add_argument("--max-ratio", type=int, default=DEFAULT_MAX_RATIO, help="largest unpacked:package ratio")
+    c.add_argument("--max-entries", type=int, default=DEFAULT_MAX_ENTRIES, help="most entries")
+    c.add_argument("--health-path", default="", help="page the health check asks for: must be in the package")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             info = build(args.app_dir, args.version, args.define, args.output)
             info["path"] = str(args.output)
         else:
-            info = inspect(args.package, args.max_bytes)
+            info = inspect(
+                args.package,
+                args.max_bytes,
+                max_unpacked=args.max_unpacked,
+                max_ratio=args.max_ratio,
+                max_entries=args.max_entries,
+                health_path=args.health_path,
+            )
     except PackageError as exc:
         print(f"monoscape_package: {exc}", file=sys.stderr)
         return 1

@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_RATIO,
+    DEFAULT_MAX_UNPACKED,
     PackageError,
+    check_health_path,
     check_name,
+    check_version,
     inspect,
 )
 
@@ -24,11 +27,22 @@ description:
   - Checks a Monoscape package (a zip of a compiled ASP.NET site) and the names it is deployed under,
     with the same rules as C(scripts/monoscape_package.py check), and describes it.
   - "The package must be a readable zip (CRC checked) with C(web.config) at its root (case-insensitive),
-    no absolute path, drive letter, backslash or C(..) entry (zip slip), no symbolic link, and be no larger
-    than I(max_bytes) (and expand to no more than 8 times that)."
+    no larger than I(max_bytes), with at most I(max_entries) entries that unpack to at most I(max_unpacked)
+    bytes and at most I(max_ratio) times the package's size."
+  - "Each entry must be a plain file or folder (no link, device, pipe or socket), neither encrypted nor
+    compressed otherwise than stored or deflate, with a name that stays inside the release (no absolute path,
+    drive letter, backslash, C(.) or C(..) component), has no control or invisible format character
+    (newline, right-to-left override, ...) and no component starting with C(-), and that no other entry
+    has (names compared case-insensitively after Unicode normalisation)."
+  - Every refusal is a one-line message naming the entry (control characters shown escaped).
+  - monoscape.paas.monoscape_unpack applies the same rules again on each node, against the I(sha256) this
+    module returns, before it unpacks anything.
   - I(tenant) and I(app) must be routable as C(/<tenant>/<app>/) (lower-case letters, digits, C(-), C(_));
     the error names the first offending character and its position.
-  - I(version) names the release folder on the nodes (letters, digits, C(.), C(_), C(+), C(-)).
+  - I(version) names the release folder on the nodes (letters, digits, C(.), C(_), C(+), C(-); the whole
+    value must match, so a trailing newline is refused).
+  - I(health_path), when given, must be a file of the package (case-insensitive), so that a deployment
+    whose health check would ask for a page the package does not have fails before any host changes.
   - Run it where the package is, before any host is touched (C(delegate_to) or a play on C(localhost)).
     It never changes anything.
 author:
@@ -37,10 +51,28 @@ options:
   app:
     description: App name, checked to be routable.
     type: str
+  health_path:
+    description:
+      - Health-check page below C(/<tenant>/<app>/), checked to be a file of the package.
+      - Empty (the default) means the app's root URL, which needs no file.
+    type: str
+    default: ""
   max_bytes:
-    description: Largest accepted package, in bytes.
+    description: Largest accepted package file, in bytes.
     type: int
     default: 67108864
+  max_entries:
+    description: Most entries (files and folders) a package may have.
+    type: int
+    default: 10000
+  max_ratio:
+    description: Largest accepted ratio of the unpacked size to the package's size, overall.
+    type: int
+    default: 100
+  max_unpacked:
+    description: Largest accepted total size of the package's files once unpacked, in bytes.
+    type: int
+    default: 134217728
   path:
     description: The package (zip file).
     type: path
@@ -69,6 +101,15 @@ EXAMPLES = r"""
   delegate_to: localhost
   run_once: true
   register: package
+
+- name: Check the package has the page the health check asks for, with lower limits
+  monoscape.paas.monoscape_package:
+    path: build/packages/hello-2.0.0.zip
+    health_path: health.aspx
+    max_unpacked: 33554432
+    max_entries: 2000
+  delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""
@@ -77,6 +118,11 @@ app:
   returned: when given
   type: str
   sample: hello
+entries:
+  description: Number of entries (files and folders) in the package.
+  returned: success
+  type: int
+  sample: 5
 files:
   description: Number of files in the package.
   returned: success
@@ -119,34 +165,16 @@ web_config:
   sample: web.config
 """
 
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-
-
-def check_version(version: str) -> str:
-    if not VERSION_RE.match(version):
-        bad = next(
-            ((pos, c) for pos, c in enumerate(version) if not re.match(r"[A-Za-z0-9._+-]", c)),
-            None,
-        )
-        if bad:
-            why = f"has {bad[1]!r} at position {bad[0] + 1}"
-        elif not version:
-            why = "is empty"
-        elif len(version) > 64:
-            why = f"is {len(version)} characters long (at most 64)"
-        else:
-            why = "must start with a letter or digit"
-        raise PackageError(f"version {version!r} {why}; a release version uses letters, digits, '.', '_', '+', '-'")
-    if ".." in version:
-        raise PackageError(f"version {version!r} must not contain '..'")
-    return version
-
 
 def main():
     module = AnsibleModule(
         argument_spec={
             "app": {"type": "str"},
+            "health_path": {"type": "str", "default": ""},
             "max_bytes": {"type": "int", "default": DEFAULT_MAX_BYTES},
+            "max_entries": {"type": "int", "default": DEFAULT_MAX_ENTRIES},
+            "max_ratio": {"type": "int", "default": DEFAULT_MAX_RATIO},
+            "max_unpacked": {"type": "int", "default": DEFAULT_MAX_UNPACKED},
             "path": {"type": "path", "required": True},
             "tenant": {"type": "str"},
             "version": {"type": "str"},
@@ -161,9 +189,14 @@ def main():
                 result[kind] = check_name(kind, p[kind])
         if p["version"] is not None:
             result["version"] = check_version(p["version"])
-        if p["max_bytes"] < 1:
-            raise PackageError(f"max_bytes must be positive, not {p['max_bytes']}")
-        info = inspect(p["path"], p["max_bytes"])
+        info = inspect(
+            p["path"],
+            p["max_bytes"],
+            max_unpacked=p["max_unpacked"],
+            max_ratio=p["max_ratio"],
+            max_entries=p["max_entries"],
+            health_path=check_health_path(p["health_path"] or ""),
+        )
     except PackageError as exc:
         module.fail_json(msg=str(exc), **result)
     result.update(info, path=p["path"])

@@ -50,7 +50,7 @@ def test_valid_package_is_described(capsys, package):
         ({"version": "-1"}, "must start with a letter or digit"),
         ({"version": ""}, "is empty"),
         ({"max_bytes": 10}, "the limit is 10 bytes"),
-        ({"max_bytes": 0}, "max_bytes must be positive"),
+        ({"max_bytes": 0}, "max_bytes must be a positive integer"),
     ],
 )
 def test_bad_input_says_what_is_wrong(capsys, package, params, message):
@@ -63,3 +63,16 @@ def test_missing_package(capsys, tmp_path):
     result = run(capsys, path=str(tmp_path / "nope.zip"))
     assert result["rc"] == 1
     assert "cannot read package" in result["msg"]
+
+
+def test_health_page_must_be_in_the_package(capsys, package):
+    assert run(capsys, path=package, health_path="default.ASPX")["rc"] == 0
+    result = run(capsys, path=package, health_path="health.aspx")
+    assert result["rc"] == 1
+    assert "health page 'health.aspx' is not in package" in result["msg"]
+
+
+def test_limits_are_options(capsys, package):
+    result = run(capsys, path=package, max_entries=1)
+    assert result["rc"] == 1
+    assert result["msg"].endswith("has 2 entries; the limit is 1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +36,9 @@ from conftest import (
     served_versions,
     sh,
 )
+
+sys.path.insert(0, str(ROOT / "tests" / "unit"))
+import zip_corpus as zc  # the hostile-package corpus of the unit tests (tests/unit/zip_corpus.py)
 
 V1 = VARS["lb_deploy_first_version"]
 V2 = VARS["lb_deploy_next_version"]
@@ -121,7 +125,31 @@ def bad_inputs(tmp_path) -> list[tuple[str, dict, str]]:
         ("unroutable tenant", {"PACKAGE": good, "TENANT": "Demo"}, "tenant name 'Demo' has 'D' at position 1"),
         ("unroutable app", {"PACKAGE": good, "APP": "hello.world"}, "app name 'hello.world' has '.' at position 6"),
         ("bad version", {"PACKAGE": good, "VERSION": "2.0/x"}, "version '2.0/x' has '/' at position 4"),
+        *hostile(tmp_path),
     ]
+
+
+HOSTILE = [  # cases of the unit tests' corpus (tests/unit/zip_corpus.py) sent through the runbook
+    "zero bomb, 200 MB of zeros",
+    "two different web.config",
+    "encrypted entry",
+    "bzip2 entry",
+    "newline in a name",
+    "right-to-left override",
+    "leading '-'",
+]
+
+
+def hostile(tmp_path) -> list[tuple[str, dict, str]]:
+    cases = []
+    for name, data, kwargs, message in zc.corpus():
+        if name in HOSTILE and not kwargs:
+            path = tmp_path / ("hostile-" + re.sub(r"\W+", "-", name) + ".zip")
+            path.write_bytes(data)
+            # Ansible shows the message as JSON/YAML text: compare the part before any escaped character
+            cases.append((name, {"PACKAGE": str(path)}, message.split("\\")[0]))
+    assert len(cases) == len(HOSTILE)
+    return cases
 
 
 def test_bad_packages_leave_every_host_unchanged(tmp_path):
@@ -138,7 +166,7 @@ def test_bad_packages_leave_every_host_unchanged(tmp_path):
         results = list(pool.map(attempt, cases))
     for (name, _, message), proc in zip(cases, results, strict=True):
         assert proc.returncode != 0, f"{name}: deployment did not fail"
-        text = output(proc)
+        text = output(proc).replace("''", "'")  # YAML single-quoted messages double their quotes
         assert message in text, f"{name}: {message!r} not in the output:\n{text[-1500:]}"
         # stopped on the controller, before any host was contacted
         assert "PLAY [Declare the app's backend" not in text, name
@@ -158,7 +186,7 @@ def test_failed_health_check_rolls_the_canary_back_and_v1_keeps_serving():
     assert proc.returncode != 0, text[-2000:]
     assert f"{TENANT}/{APP} {BROKEN} failed on {NODES[0]}" in text, text[-2000:]
     assert f"The node is back on {V1}" in text
-    assert "503" in text  # the reason: the health check's answer
+    assert "500" in text  # the reason: the health check's answer (the app's root URL)
     # the canary is back on v1, without the broken release; the other node was not touched
     assert sh(NODES[0], f"readlink {APP_DIR}/current").strip() == f"releases/{V1}"
     assert sh(NODES[0], f"ls {APP_DIR}/releases").split() == [V1]
