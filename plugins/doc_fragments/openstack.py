@@ -16,8 +16,13 @@ options:
     default: 3
   api_timeout:
     description:
-      - Seconds before a single HTTP request to the cloud times out. Unset means the SDK default.
+      - Seconds a single HTTP request to the cloud may take (the token request included). A request
+        that takes longer fails the task naming the service that did not answer (a hung API never
+        hangs the run); it is not retried.
+      - C(0) means no limit. Set it once for a play with C(module_defaults) and the
+        C(group/monoscape.paas.openstack) action group.
     type: int
+    default: 60
   auth:
     description:
       - Credentials when no clouds.yaml entry is used, as openstacksdk takes them
@@ -49,6 +54,10 @@ options:
       - Name of a cloud in C(clouds.yaml) (searched in C(./clouds.yaml), C(~/.config/openstack/),
         C(/etc/openstack/) and E(OS_CLIENT_CONFIG_FILE)), or a dictionary of connection settings
         in the same form as a clouds.yaml entry.
+      - Or an entry of a given clouds.yaml file, as a dictionary with exactly C(name) and
+        C(clouds_yaml) (its path; it must be readable by this user only). The password then stays
+        in that file and never passes through the task's arguments or logs - the Monoscape
+        playbooks reach the tenant user this way.
       - Set it once per play with C(module_defaults) and the C(group/monoscape.paas.openstack) action group.
       - When neither O(cloud) nor O(auth) is given, the C(OS_*) environment variables are used.
     type: raw
@@ -67,6 +76,18 @@ options:
       - Seconds to wait for a resource to reach its target state when O(wait=true).
     type: int
     default: 180
+  token_cache:
+    description:
+      - A private folder (0700, created when missing) where the Keystone token of these credentials
+        is kept between module runs, so the tasks of a playbook run authenticate once, not once
+        each. One 0600 file per set of connection settings, named by their hash; a token near its
+        expiry or refused is replaced by a new authentication; files unused for a day are removed.
+        A folder or file that others can read is not used.
+      - The Monoscape playbooks set it (E(MONOSCAPE_TOKEN_CACHE)) to C(~/.cache/monoscape/tokens).
+        Unset means no cache.
+    type: path
+    env:
+      - name: MONOSCAPE_TOKEN_CACHE
   validate_certs:
     description:
       - Whether to verify the cloud's TLS certificates. Unset means what clouds.yaml says (default true).

@@ -23,12 +23,16 @@ One class, :class:`OpenStackModule`, gives every module the same things:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
 import random
+import stat
 import time
 import traceback
 from typing import ClassVar
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 try:
     import openstack
@@ -46,12 +50,24 @@ except ImportError:  # pragma: no cover - exercised on hosts without the SDK
     SDK_IMPORT_ERROR = traceback.format_exc()
 
 MIN_SDK_VERSION = (1, 0)
+#: seconds one HTTP request to the cloud may take (the api_timeout option; 0 means no limit)
+DEFAULT_API_TIMEOUT = 60
+#: what the catalog's service types are called in messages
+SERVICE_NAMES = {
+    "identity": "identity (Keystone)",
+    "compute": "compute (Nova)",
+    "network": "network (Neutron)",
+    "image": "image (Glance)",
+    "placement": "placement",
+    "volumev3": "block-storage (Cinder)",
+    "block-storage": "block-storage (Cinder)",
+}
 RETRY_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 HINT_LIMIT = 15
 
 COMMON_ARGUMENT_SPEC = {
     "api_retries": {"type": "int", "default": 3},
-    "api_timeout": {"type": "int"},
+    "api_timeout": {"type": "int", "default": DEFAULT_API_TIMEOUT},
     "auth": {"type": "dict", "no_log": True},
     "auth_type": {"type": "str"},
     "ca_cert": {"type": "str", "aliases": ["cacert"]},
@@ -61,6 +77,7 @@ COMMON_ARGUMENT_SPEC = {
     "interface": {"type": "str", "default": "public", "choices": ["admin", "internal", "public"]},
     "region_name": {"type": "str"},
     "timeout": {"type": "int", "default": 180},
+    "token_cache": {"type": "path", "fallback": (env_fallback, ["MONOSCAPE_TOKEN_CACHE"])},
     "validate_certs": {"type": "bool", "aliases": ["verify"]},
     "wait": {"type": "bool", "default": True},
 }
@@ -83,6 +100,75 @@ def secret_values(value):
         for item in value:
             found |= secret_values(item)
     return found
+
+
+#: cached tokens not used for this long are removed (Keystone's tokens live 1 h by default)
+TOKEN_CACHE_MAX_AGE = 24 * 3600
+
+
+def private_path(path, kind):
+    """True when ``path`` is a ``kind`` ('file' or 'dir') of this user that nobody else can read."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    right_kind = stat.S_ISDIR(info.st_mode) if kind == "dir" else stat.S_ISREG(info.st_mode)
+    return right_kind and info.st_uid == os.geteuid() and not info.st_mode & 0o077
+
+
+class TokenCache:
+    """Keystone tokens (keystoneauth's auth state: token, expiry, catalog) kept between
+    module runs in a private folder, one file per set of credentials, so that the
+    modules of one playbook run authenticate once instead of once each. The file
+    name is a hash of the connection settings (the password included: other
+    credentials never see this token); keystoneauth authenticates again when the
+    token is near its expiry or refused."""
+
+    def __init__(self, folder, config, plugin):
+        self.folder = folder
+        identity = {
+            "plugin": type(plugin).__module__ + "." + type(plugin).__name__,
+            "auth": config.get("auth"),
+            "region_name": config.get("region_name"),
+            "interface": config.get("interface"),
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+        self.path = os.path.join(folder, digest[:40] + ".json")
+        self.loaded = None
+
+    def load(self, plugin):
+        """Give ``plugin`` the cached token, if there is a private cache file for it."""
+        if not (private_path(self.folder, "dir") and private_path(self.path, "file")):
+            return
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            with open(self.path) as handle:
+                state = handle.read()
+            plugin.set_auth_state(state)
+            self.loaded = state
+
+    def save(self, plugin):
+        """Keep the plugin's token when it is new; forget tokens nobody used for a day."""
+        with contextlib.suppress(Exception):  # a cache that cannot be written only costs time
+            state = plugin.get_auth_state()
+            if not state or state == self.loaded:
+                return
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            if not private_path(self.folder, "dir"):
+                return  # a folder others can read gets no token
+            temporary = f"{self.path}.{os.getpid()}.tmp"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(state)
+            os.replace(temporary, self.path)
+            self.prune()
+
+    def prune(self):
+        now = time.time()
+        for name in os.listdir(self.folder):
+            path = os.path.join(self.folder, name)
+            with contextlib.suppress(OSError):
+                if name.endswith((".json", ".tmp")) and now - os.lstat(path).st_mtime > TOKEN_CACHE_MAX_AGE:
+                    os.unlink(path)
 
 
 class ModuleFailure(Exception):
@@ -117,8 +203,12 @@ def http_status(exc):
 
 
 def is_retriable(exc):
-    """True for errors worth another attempt: 409/429/5xx and lost connections."""
-    if ks_exc is not None and isinstance(exc, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout)):
+    """True for errors worth another attempt: 409/429/5xx and refused or lost connections.
+    A request that timed out is not tried again: a hung API would hold the run for
+    api_retries more timeouts (the failure names the service instead)."""
+    if ks_exc is not None and isinstance(exc, ks_exc.ConnectTimeout):
+        return False
+    if ks_exc is not None and isinstance(exc, ks_exc.ConnectFailure):
         return True
     status = http_status(exc)
     return status in RETRY_STATUS
@@ -141,6 +231,15 @@ def connect_error(exc):
         if reason in text:
             return f"{where} ({reason.lower()})"
     return where
+
+
+def request_url(exc):
+    """The URL of the request a keystoneauth timeout was about ('Request to URL timed out')."""
+    text = str(exc)
+    marker = "Request to "
+    if marker in text:
+        return text.split(marker, 1)[1].split(" timed out", 1)[0].strip()
+    return None
 
 
 def names_hint(names, limit=HINT_LIMIT):
@@ -237,6 +336,7 @@ class OpenStackModule:
         self.warnings = []
         self._conn = None
         self._cloud_label = None
+        self._token_cache = None
         if SDK_IMPORT_ERROR is not None:
             self.ansible.fail_json(
                 msg=missing_required_lib("openstacksdk")
@@ -253,6 +353,29 @@ class OpenStackModule:
         if self._conn is None:
             self._conn = self.connect()
         return self._conn
+
+    def cloud_reference(self):
+        """(name, clouds.yaml path) when ``cloud`` names an entry of a given clouds.yaml
+        ({name, clouds_yaml}), else None. The file must be private to this user (it holds
+        the password): the secret then never passes through the task's arguments."""
+        cloud = self.params.get("cloud")
+        if not (isinstance(cloud, dict) and "clouds_yaml" in cloud):
+            return None
+        if set(cloud) != {"name", "clouds_yaml"} or not all(isinstance(v, str) and v for v in cloud.values()):
+            raise ModuleFailure(
+                "cloud with clouds_yaml refers to an entry of that file: give exactly name and clouds_yaml"
+                f" (got {', '.join(sorted(map(str, cloud)))})"
+            )
+        path = os.path.expanduser(cloud["clouds_yaml"])
+        self._cloud_label = f"{cloud['name']} ({path})"
+        if not os.path.isfile(path):
+            raise ModuleFailure(f"clouds.yaml {path} does not exist (the tenant step, playbooks/tenant.yml, writes it)")
+        if not private_path(path, "file"):
+            raise ModuleFailure(
+                f"clouds.yaml {path} holds a password but others can read it (or it is not this user's):"
+                f" chmod 600 {path}"
+            )
+        return cloud["name"], path
 
     def connection_kwargs(self):
         cloud = self.params.get("cloud")
@@ -283,15 +406,23 @@ class OpenStackModule:
                 if self.params.get(option) is not None:
                     kwargs[sdk_name] = self.params[option]
             self._cloud_label = cloud or "(OS_* environment)"
-        if self.params.get("api_timeout") is not None:
+        if self.params.get("api_timeout"):  # 0 (or unset) leaves requests without a limit
             kwargs["api_timeout"] = self.params["api_timeout"]
         kwargs["interface"] = self.params.get("interface") or "public"
         return kwargs
 
     def connect(self):
-        kwargs = self.connection_kwargs()
+        reference = self.cloud_reference()
+        kwargs = self.connection_kwargs() if reference is None else {}
         try:
-            return openstack.connect(app_name="monoscape.paas", **kwargs)
+            if reference is None:
+                conn = openstack.connect(app_name="monoscape.paas", **kwargs)
+            else:
+                conn = self.connect_to_entry(*reference)
+            if self.params.get("token_cache") and getattr(conn.session, "auth", None) is not None:
+                self._token_cache = TokenCache(self.params["token_cache"], conn.config.config, conn.session.auth)
+                self._token_cache.load(conn.session.auth)
+            return conn
         except sdk_exc.ConfigException as exc:
             raise ModuleFailure(self._explain_config_error(exc, kwargs.get("cloud"))) from exc
         except Exception as exc:
@@ -301,6 +432,24 @@ class OpenStackModule:
                     " Give a clouds.yaml entry in cloud, or auth with auth_url, username, password and project_name."
                 ) from exc
             raise
+
+    def connect_to_entry(self, name, path):
+        """A connection to entry ``name`` of clouds.yaml ``path`` (only that file is read)."""
+        from openstack import connection  # noqa: PLC0415 - the SDK is imported lazily by openstack.connect too
+        from openstack.config import loader  # noqa: PLC0415
+
+        settings = {"interface": self.params.get("interface") or "public"}
+        if self.params.get("api_timeout"):
+            settings["api_timeout"] = self.params["api_timeout"]
+        if self.params.get("region_name"):
+            settings["region_name"] = self.params["region_name"]
+        # only that file: no OS_CLIENT_CONFIG_FILE or OS_* variables mixed in
+        config = loader.OpenStackConfig(config_files=[path], vendor_files=[], secure_files=[], load_envvars=False)
+        if name not in config.get_cloud_names():
+            raise ModuleFailure(
+                f"cloud {name!r} is not defined in {path}; defined clouds: {names_hint(config.get_cloud_names())}"
+            )
+        return connection.Connection(config=config.get_one(cloud=name, **settings), app_name="monoscape.paas")
 
     def _explain_config_error(self, exc, cloud):
         text = str(exc)
@@ -316,6 +465,25 @@ class OpenStackModule:
                 " Fix the cloud option or set OS_CLIENT_CONFIG_FILE to the right clouds.yaml."
             )
         return f"invalid OpenStack configuration for cloud {self._cloud_label}: {text}"
+
+    def service_of(self, url):
+        """Which service of the token's catalog ``url`` belongs to (for messages), else 'OpenStack'."""
+        if not url:
+            return "OpenStack"
+        best, found = "", None
+        try:
+            auth = (self._conn.config.config.get("auth") or {}) if self._conn is not None else {}
+            if auth.get("auth_url") and url.startswith(auth["auth_url"].rstrip("/")):
+                best, found = auth["auth_url"], "identity"
+            access = self._conn.session.auth.get_access(self._conn.session) if self._conn is not None else None
+            for service in (access.service_catalog.catalog if access is not None else []) or []:
+                for endpoint in service.get("endpoints") or []:
+                    prefix = (endpoint.get("url") or "").rstrip("/")
+                    if prefix and url.startswith(prefix) and len(prefix) > len(best):
+                        best, found = prefix, service.get("type")
+        except Exception:  # only for the message: a catalog that cannot be read names no service
+            found = None
+        return SERVICE_NAMES.get(found, found) or "OpenStack"
 
     def _auth_summary(self):
         """auth_url / user / project of the connection, never the password."""
@@ -536,7 +704,14 @@ class OpenStackModule:
                 f"authentication failed for cloud {cloud} ({self._auth_summary()}): the credentials were rejected."
                 " Check the username, password, project and domains in clouds.yaml or auth."
             )
-        elif kind("ConnectFailure", "ConnectTimeout"):
+        elif kind("ConnectTimeout"):
+            url = request_url(exc)
+            message = (
+                f"the {self.service_of(url)} API of cloud {cloud} did not answer within"
+                f" {self.params.get('api_timeout')} s ({url or connect_error(exc)}): is that service hung or"
+                " overloaded? Check it; raise api_timeout only if it is merely slow"
+            )
+        elif kind("ConnectFailure"):
             message = f"cannot reach the OpenStack API of cloud {cloud}: {connect_error(exc)}."
             message += " Is the cloud running and auth_url right?"
         elif kind("EndpointNotFound") or isinstance(exc, sdk_exc.EndpointNotFound):
@@ -560,6 +735,13 @@ class OpenStackModule:
         return message
 
     def __call__(self):
+        try:
+            self._call()
+        finally:  # exit_json and fail_json end the process with SystemExit: the token is kept on the way out
+            if self._token_cache is not None and self._conn is not None:
+                self._token_cache.save(self._conn.session.auth)
+
+    def _call(self):
         try:
             result = self.run()
             if isinstance(result, dict):

@@ -3,7 +3,14 @@ helpers, connection set-up, and that every module's documentation matches its
 argument spec (what ansible-doc shows is what the module accepts)."""
 
 import ast
+import contextlib
+import json
+import os
 import pathlib
+import stat
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -296,3 +303,291 @@ def test_secrets_inside_a_cloud_dictionary_are_no_log():
     }
     assert base.secret_values(cloud) == {"s3cret-pw", "tok-123"}
     assert base.secret_values("lab-admin") == set()
+
+
+# ---------------------------------------------------------------------- a hung API
+
+
+class HungCompute(ThreadingHTTPServer):
+    """Keystone on loopback that issues tokens, with a compute endpoint that never answers
+    in time (it sleeps ``hang`` seconds): what a hung nova-api looks like from a client."""
+
+    daemon_threads = True
+    hang = 4.0
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), HungHandler)
+        self.base = f"http://127.0.0.1:{self.server_address[1]}"
+        self.requests = []
+
+
+class HungHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, headers=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append(("GET", self.path))
+        if self.path.startswith("/compute"):
+            time.sleep(server.hang)
+            with contextlib.suppress(OSError):
+                if "/os-keypairs/" in self.path:
+                    self.reply(404, {"itemNotFound": {"code": 404, "message": "Keypair not found"}})
+                else:
+                    self.reply(200, {"keypairs": []})
+            return
+        self.reply(
+            200,
+            {"version": {"id": "v3.14", "status": "stable", "links": [{"rel": "self", "href": f"{server.base}/v3/"}]}},
+        )
+
+    def do_POST(self):
+        server = self.server
+        server.requests.append(("POST", self.path))
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        catalog = [
+            {
+                "type": t,
+                "name": n,
+                "id": t,
+                "endpoints": [
+                    {
+                        "interface": "public",
+                        "region": "RegionOne",
+                        "region_id": "RegionOne",
+                        "url": f"{server.base}{path}",
+                        "id": f"{t}-public",
+                    }
+                ],
+            }
+            for t, n, path in (("identity", "keystone", "/v3"), ("compute", "nova", "/compute/v2.1"))
+        ]
+        token = {
+            "token": {
+                "methods": ["password"],
+                "expires_at": "2099-01-01T00:00:00.000000Z",
+                "issued_at": "2026-01-01T00:00:00.000000Z",
+                "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
+                "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
+                "roles": [{"id": "r1", "name": "admin"}],
+                "catalog": catalog,
+            }
+        }
+        self.reply(201, token, {"X-Subject-Token": "token-1"})
+
+
+@pytest.fixture
+def hung_cloud():
+    server = HungCompute()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_hung_api_fails_in_api_timeout_naming_the_service(monkeypatch, hung_cloud):
+    from ansible.module_utils import basic  # noqa: PLC0415 - only this test runs a module's main
+    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
+
+    from ansible_collections.monoscape.paas.plugins.modules import os_keypair  # noqa: PLC0415
+
+    def fail_json(self, msg, **kwargs):
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    cloud = {
+        "auth": {
+            "auth_url": f"{hung_cloud.base}/v3",
+            "username": "admin",
+            "password": "pw",  # a fixture, not a real credential
+            "project_name": "admin",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": "RegionOne",
+    }
+    started = time.monotonic()
+    args = {"name": "deploy", "cloud": cloud, "api_timeout": 1}
+    with patch_module_args(args), pytest.raises(RuntimeError) as failure:
+        os_keypair.main()
+    elapsed = time.monotonic() - started
+    message = str(failure.value)
+    assert "the compute (Nova) API of cloud (inline cloud) did not answer within 1 s" in message, message
+    assert f"{hung_cloud.base}/compute" in message
+    assert "is that service hung" in message
+    assert elapsed < hung_cloud.hang - 0.5  # the timeout, not the hang, ended it; no retries
+    assert len([r for r in hung_cloud.requests if r[1].startswith("/compute")]) <= 2  # discovery + the call
+
+
+def test_api_timeout_has_a_default_and_zero_means_none():
+    assert base.COMMON_ARGUMENT_SPEC["api_timeout"]["default"] == base.DEFAULT_API_TIMEOUT == 60
+    module = base.OpenStackModule.__new__(base.OpenStackModule)
+    module.params = {"cloud": "lab", "api_timeout": 0, "interface": "public"}
+    assert "api_timeout" not in module.connection_kwargs()
+    module.params["api_timeout"] = 5
+    assert module.connection_kwargs()["api_timeout"] == 5
+
+
+def test_timeouts_are_not_retried():
+    assert not base.is_retriable(ks_exc.ConnectTimeout("Request to http://127.0.0.1:8774/v2.1/servers timed out"))
+    assert base.request_url(ks_exc.ConnectTimeout("Request to http://x:1/v2.1 timed out")) == "http://x:1/v2.1"
+
+
+# ---------------------------------------------------------------------- the token cache
+
+FIXTURE_PW, OTHER_PW = "pw", "other"  # fixtures, not real credentials
+
+
+def keypair_absent(monkeypatch, cloud_server, cache, user_pw=None):
+    """Run os_keypair (state absent: one compute look-up) against the loopback cloud."""
+    from ansible.module_utils import basic  # noqa: PLC0415 - only these tests run a module's main
+    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
+
+    from ansible_collections.monoscape.paas.plugins.modules import os_keypair  # noqa: PLC0415
+
+    def exit_json(self, **kwargs):
+        raise SystemExit(0)
+
+    def fail_json(self, msg, **kwargs):
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    cloud = {
+        "auth": {
+            "auth_url": f"{cloud_server.base}/v3",
+            "username": "admin",
+            "password": user_pw or FIXTURE_PW,
+            "project_name": "admin",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": "RegionOne",
+    }
+    args = {"name": "deploy", "state": "absent", "cloud": cloud, "token_cache": str(cache)}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        os_keypair.main()
+    return len([r for r in cloud_server.requests if r == ("POST", "/v3/auth/tokens")])
+
+
+def test_the_token_cache_authenticates_once_per_credentials(monkeypatch, hung_cloud, tmp_path):
+    hung_cloud.hang = 0
+    cache = tmp_path / "tokens"
+    assert keypair_absent(monkeypatch, hung_cloud, cache) == 1
+    assert keypair_absent(monkeypatch, hung_cloud, cache) == 1  # the second task reuses the token
+    assert keypair_absent(monkeypatch, hung_cloud, cache) == 1
+    (token_file,) = cache.iterdir()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert "token-1" in token_file.read_text()
+    assert FIXTURE_PW not in token_file.name
+    # other credentials never get this token
+    assert keypair_absent(monkeypatch, hung_cloud, cache, OTHER_PW) == 2
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_a_cache_others_can_read_is_not_used(monkeypatch, hung_cloud, tmp_path):
+    hung_cloud.hang = 0
+    cache = tmp_path / "tokens"
+    keypair_absent(monkeypatch, hung_cloud, cache)
+    cache.chmod(0o755)
+    assert keypair_absent(monkeypatch, hung_cloud, cache) == 2
+    cache.chmod(0o700)
+    (token_file,) = cache.iterdir()
+    token_file.chmod(0o644)
+    assert keypair_absent(monkeypatch, hung_cloud, cache) == 3
+
+
+def test_an_expired_token_is_replaced(monkeypatch, hung_cloud, tmp_path):
+    hung_cloud.hang = 0
+    cache = tmp_path / "tokens"
+    keypair_absent(monkeypatch, hung_cloud, cache)
+    (token_file,) = cache.iterdir()
+    token_file.write_text(token_file.read_text().replace("2099-01-01", "2001-01-01"))
+    assert keypair_absent(monkeypatch, hung_cloud, cache) == 2
+    assert "2099-01-01" in token_file.read_text()
+
+
+def test_cached_tokens_unused_for_a_day_are_removed(tmp_path):
+    folder = tmp_path / "tokens"
+    folder.mkdir(mode=0o700)
+    old, fresh = folder / "old.json", folder / "fresh.json"
+    for path in (old, fresh):
+        path.write_text("{}")
+    os.utime(old, (time.time() - base.TOKEN_CACHE_MAX_AGE - 60,) * 2)
+    base.TokenCache(str(folder), {"auth": {}}, object()).prune()
+    assert sorted(p.name for p in folder.iterdir()) == ["fresh.json"]
+
+
+# ---------------------------------------------------------------------- a cloud by reference
+
+
+def test_a_cloud_entry_by_reference_keeps_the_password_out_of_the_arguments(monkeypatch, hung_cloud, tmp_path):
+    hung_cloud.hang = 0
+    clouds = tmp_path / "clouds.yaml"
+    entry = {
+        "auth": {
+            "auth_url": f"{hung_cloud.base}/v3",
+            "username": "admin",
+            "password": FIXTURE_PW,
+            "project_name": "admin",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": "RegionOne",
+    }
+    clouds.write_text(yaml.safe_dump({"clouds": {"acme": entry}}))
+    clouds.chmod(0o600)
+    # the playbooks point OS_CLIENT_CONFIG_FILE at the admin's clouds.yaml: the reference reads only its file
+    admin_clouds = tmp_path / "admin-clouds.yaml"
+    admin_clouds.write_text(yaml.safe_dump({"clouds": {"lab-admin": entry}}))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(admin_clouds))
+    from ansible.module_utils import basic  # noqa: PLC0415 - only this test runs a module's main
+    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
+
+    from ansible_collections.monoscape.paas.plugins.modules import os_keypair  # noqa: PLC0415
+
+    results = []
+
+    def exit_json(self, **kwargs):
+        results.append(kwargs)
+        raise SystemExit(0)
+
+    def fail_json(self, msg, **kwargs):
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    reference = {"name": "acme", "clouds_yaml": str(clouds)}
+    with patch_module_args({"name": "deploy", "state": "absent", "cloud": reference}), pytest.raises(SystemExit):
+        os_keypair.main()
+    assert results == [{"changed": False}]
+    assert ("POST", "/v3/auth/tokens") in hung_cloud.requests  # the entry's credentials were used
+
+    clouds.chmod(0o644)
+    with (
+        patch_module_args({"name": "deploy", "state": "absent", "cloud": reference}),
+        pytest.raises(RuntimeError) as bad,
+    ):
+        os_keypair.main()
+    assert f"others can read it (or it is not this user's): chmod 600 {clouds}" in str(bad.value)
+    clouds.chmod(0o600)
+    other = {"name": "nosuch", "clouds_yaml": str(clouds)}
+    with patch_module_args({"name": "deploy", "state": "absent", "cloud": other}), pytest.raises(RuntimeError) as bad:
+        os_keypair.main()
+    assert f"cloud 'nosuch' is not defined in {clouds}; defined clouds: acme" in str(bad.value)
+    missing = {"name": "acme", "clouds_yaml": str(tmp_path / "gone.yaml")}
+    with patch_module_args({"name": "deploy", "state": "absent", "cloud": missing}), pytest.raises(RuntimeError) as bad:
+        os_keypair.main()
+    assert "does not exist (the tenant step, playbooks/tenant.yml, writes it)" in str(bad.value)
