@@ -108,8 +108,19 @@ options:
       - Name of a Monoscape deployment. When set, only the servers whose metadata
         C(monoscape_deployment) equals it become hosts; every other server is ignored (in no group,
         no host variables). Empty means every server.
+      - Nova is asked only for the servers tagged C(monoscape_deployment=<deployment>) (see
+        O(deployment_tag)), so the cost does not grow with the project's other servers.
     type: str
     default: ""
+  deployment_tag:
+    description:
+      - With O(deployment), ask Nova for the servers carrying the tag C(monoscape_deployment=<deployment>)
+        (the bundle tags every server it makes, and tags older ones on the next C(site.yml)), then check
+        their metadata too.
+      - C(false) reads the project's whole server list and filters it by metadata only, for servers
+        made before the tag existed that no playbook has tagged yet.
+    type: bool
+    default: true
   error_group:
     description:
       - Group for servers in C(ERROR) status.
@@ -524,6 +535,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             service_type="compute", interface=target.interface, region_name=target.region_name
         )
         params = {key: str(value) for key, value in (self.get_option("server_filters") or {}).items()}
+        deployment = self.get_option("deployment")
+        if deployment and self.get_option("deployment_tag"):
+            params["tags"] = f"monoscape_deployment={deployment}"
         if self.get_option("all_projects"):
             params["all_tenants"] = "1"
         headers = {
@@ -705,7 +719,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _cache_key(self, path):
         options = {
             key: self.get_option(key)
-            for key in ("clouds", "clouds_yaml_path", "all_projects", "server_filters", "api_timeout", "deployment")
+            for key in (
+                "clouds",
+                "clouds_yaml_path",
+                "all_projects",
+                "server_filters",
+                "api_timeout",
+                "deployment",
+                "deployment_tag",
+            )
         }
         options["schema"] = CACHE_SCHEMA
         digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]

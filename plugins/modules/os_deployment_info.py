@@ -6,11 +6,15 @@ DOCUMENTATION = r"""
 module: os_deployment_info
 short_description: Everything a Monoscape deployment owns in an OpenStack cloud
 description:
-  - Lists the resources of one Monoscape deployment - servers tagged with the metadata
-    C(monoscape_deployment=<deployment>) or owned by its project, images owned by the project or
-    carrying the property C(monoscape_deployment), the project's security groups, floating IPs,
-    routers, networks, subnets and ports, the key pairs and EC2 credentials of its user, and the
-    project and user themselves.
+  - Lists the resources of one Monoscape deployment, which may share its project with other
+    deployments and other teams - its servers (Nova tag C(monoscape_deployment=<deployment>) and the
+    metadata of the same name), its images (property C(monoscape_deployment)), the security groups,
+    networks and routers it names, the subnets and ports of those networks, the ports of its servers
+    and routers, the floating IPs on those ports or described C(monoscape_deployment=<deployment>),
+    the key pairs and EC2 credentials of its user, and the project and user themselves.
+  - Nothing else in the project is listed or counted, unless asked for with O(others).
+  - Servers are found with one API call filtered by the tag; O(untagged) or O(others) read the
+    project's server list once instead.
   - The status playbook reads it (as the tenant user) and the teardown playbook uses it (as an admin,
     with O(all_projects=true)) to prove that nothing of the deployment is left.
   - Names and ids only - never a secret. Never changes anything; check mode is supported.
@@ -29,6 +33,21 @@ options:
       - The deployment's name, the value of the C(monoscape_deployment) metadata and image property.
     type: str
     required: true
+  networks:
+    description:
+      - Names of the networks the deployment made; their subnets, ports and router interfaces are
+        the deployment's too. Networks it only uses (shared, or another team's) are not listed here.
+    type: list
+    elements: str
+    default: []
+  others:
+    description:
+      - Also list the project's servers that are not the deployment's (RV(others), RV(others_count)),
+        for example to tell whether the project can go. They never count in RV(total).
+      - Reads the project's whole server list once, so the deployment's untagged servers are found
+        too, as with O(untagged).
+    type: bool
+    default: false
   project:
     description:
       - Name or id of the deployment's project. Defaults to the connection's project unless
@@ -39,6 +58,26 @@ options:
       - Domain of O(project) when it is given by name.
     type: str
     default: default
+  routers:
+    description:
+      - Names of the routers the deployment made.
+    type: list
+    elements: str
+    default: []
+  security_groups:
+    description:
+      - Names of the security groups the deployment made (never the project's C(default) group, see
+        RV(default_security_groups)).
+    type: list
+    elements: str
+    default: []
+  untagged:
+    description:
+      - Also find the deployment's servers that carry the metadata C(monoscape_deployment) but not
+        yet the Nova tag (made by an older version, or tagged by hand), reading the project's whole
+        server list once. Teardown uses it so that nothing of the deployment is missed.
+    type: bool
+    default: false
   user:
     description:
       - Name or id of the deployment's user, whose key pairs and EC2 credentials belong to the
@@ -73,6 +112,10 @@ EXAMPLES = r"""
     project: monoscape
     user: monoscape
     all_projects: true
+    untagged: true
+    security_groups: [monoscape-lb, monoscape-node]
+    networks: [monoscape-net]
+    routers: [monoscape-net]
   register: leftovers
   failed_when: leftovers.total > 0
 """
@@ -117,6 +160,21 @@ servers:
     project_id:
       description: Owning project.
       type: str
+    tagged:
+      description: Whether the server carries the Nova tag (false for servers found by O(untagged) only).
+      type: bool
+others:
+  description:
+    - With O(others), the project's servers that are not the deployment's (C(id), C(name), C(status),
+      C(deployment) - their C(monoscape_deployment) metadata or null); else empty.
+  returned: always
+  type: list
+  elements: dict
+others_count:
+  description: How many servers RV(others) lists (0 without O(others)).
+  returned: always
+  type: int
+  sample: 0
 images:
   description:
     - Images of the deployment (C(id), C(name), C(status), C(created_at), C(owner)).
@@ -125,34 +183,45 @@ images:
   type: list
   elements: dict
 security_groups:
-  description: Security groups of the project (C(id), C(name)), the C(default) group included.
+  description: The project's security groups named in O(security_groups) (C(id), C(name)).
+  returned: always
+  type: list
+  elements: dict
+default_security_groups:
+  description:
+    - The project's C(default) security groups (C(id), C(name)), which Neutron keeps until they are
+      deleted after the project. Not counted in RV(total).
   returned: always
   type: list
   elements: dict
 ports:
-  description: Ports owned by the project (C(id), C(device_owner), C(fixed_ips)).
+  description:
+    - Ports of the deployment (C(id), C(device_owner), C(fixed_ips)) - on its networks, of its servers
+      and of its routers.
   returned: always
   type: list
   elements: dict
 floating_ips:
-  description: Floating IPs allocated to the project (C(id), C(floating_ip_address), C(port_id)).
+  description:
+    - Floating IPs of the deployment (C(id), C(floating_ip_address), C(port_id)) - on its ports, or
+      described C(monoscape_deployment=<deployment>) (so a detached one is found too).
   returned: always
   type: list
   elements: dict
 routers:
   description:
-    - Routers of the project (C(id), C(name), C(external_network_id) of the gateway, C(interfaces) - the
-      subnet ids it has an interface on).
+    - The project's routers named in O(routers) (C(id), C(name), C(external_network_id) of the gateway,
+      C(interfaces) - the subnet ids it has an interface on).
   returned: always
   type: list
   elements: dict
 networks:
-  description: Networks owned by the project (C(id), C(name)); shared networks of others are not listed.
+  description: The project's networks named in O(networks) (C(id), C(name)).
   returned: always
   type: list
   elements: dict
 subnets:
-  description: Subnets owned by the project (C(id), C(name), C(cidr), C(network_id)).
+  description: Subnets of the deployment's networks (C(id), C(name), C(cidr), C(network_id)).
   returned: always
   type: list
   elements: dict
@@ -167,7 +236,9 @@ ec2_credentials:
   type: list
   elements: str
 total:
-  description: How many resources were found, the project and the user included.
+  description:
+    - How many resources of the deployment were found, the project and the user included (not
+      RV(others), not RV(default_security_groups)).
   returned: always
   type: int
   sample: 0
@@ -188,15 +259,28 @@ def _addresses(server):
     return [a.get("addr") for net in (server.addresses or {}).values() for a in net if a.get("addr")]
 
 
+def _by_name(items):
+    return sorted(items, key=lambda i: (i["name"] or "", i["id"]))
+
+
 class DeploymentInfoModule(OpenStackModule):
     argument_spec: ClassVar[dict] = {
         "all_projects": {"type": "bool", "default": False},
         "deployment": {"type": "str", "required": True},
+        "networks": {"type": "list", "elements": "str", "default": []},
+        "others": {"type": "bool", "default": False},
         "project": {"type": "str"},
         "project_domain": {"type": "str", "default": "default"},
+        "routers": {"type": "list", "elements": "str", "default": []},
+        "security_groups": {"type": "list", "elements": "str", "default": []},
+        "untagged": {"type": "bool", "default": False},
         "user": {"type": "str"},
         "user_domain": {"type": "str", "default": "default"},
     }
+
+    @property
+    def tag(self):
+        return f"{TAG}={self.params['deployment']}"
 
     def identity(self):
         """(project, user) as {id, name} or None."""
@@ -219,36 +303,52 @@ class DeploymentInfoModule(OpenStackModule):
         return project, user
 
     def servers(self, project_id):
+        """(the deployment's servers, the project's other servers): one list call - filtered by the
+        deployment's tag, or the project's whole list when untagged servers or others are wanted."""
         deployment = self.params["deployment"]
-        query = {"all_projects": True} if self.params["all_projects"] else {}
-        found = []
+        query = {}
+        if self.params["all_projects"]:
+            query["all_projects"] = True
+            if project_id:
+                query["project_id"] = project_id
+        whole = self.params["untagged"] or (self.params["others"] and (project_id or not self.params["all_projects"]))
+        if not whole:
+            query["tags"] = self.tag
+        ours, others = [], []
         for server in self.call(lambda: list(self.conn.compute.servers(details=True, **query))):
-            metadata = server.metadata or {}
-            if metadata.get(TAG) != deployment and not (project_id and server.project_id == project_id):
+            if server.status == "DELETED":
                 continue
-            found.append(
-                {
-                    "id": server.id,
-                    "name": server.name,
-                    "status": server.status,
-                    "role": metadata.get("monoscape_role"),
-                    "addresses": _addresses(server),
-                    "image_id": (server.image or {}).get("id"),
-                    "availability_zone": server.availability_zone,
-                    "project_id": server.project_id,
-                }
-            )
-        return sorted(found, key=lambda s: (s["name"] or "", s["id"]))
+            metadata = server.metadata or {}
+            tagged = self.tag in (server.tags or [])
+            if metadata.get(TAG) == deployment and (tagged or whole):
+                ours.append(
+                    {
+                        "id": server.id,
+                        "name": server.name,
+                        "status": server.status,
+                        "role": metadata.get("monoscape_role"),
+                        "addresses": _addresses(server),
+                        "image_id": (server.image or {}).get("id"),
+                        "availability_zone": server.availability_zone,
+                        "project_id": server.project_id,
+                        "tagged": tagged,
+                    }
+                )
+            elif self.params["others"] and whole:
+                others.append(
+                    {"id": server.id, "name": server.name, "status": server.status, "deployment": metadata.get(TAG)}
+                )
+        return _by_name(ours), _by_name(others)
 
     def images(self, project_id):
+        """The deployment's images: one Glance list filtered by the property (a deployment keeps a few)."""
         deployment = self.params["deployment"]
-        params = {"limit": 1000}
+        params = {"limit": 1000, TAG: deployment}
         if not self.params["all_projects"] and project_id:
             params["owner"] = project_id
-        body = self.glance("get", "/images", params=params).json()
         found = []
-        for image in body.get("images", []):
-            if image.get(TAG) != deployment and not (project_id and image.get("owner") == project_id):
+        for image in self.glance("get", "/images", params=params).json().get("images", []):
+            if image.get(TAG) != deployment:  # a Glance that ignored the filter must not widen the answer
                 continue
             found.append(
                 {
@@ -262,22 +362,52 @@ class DeploymentInfoModule(OpenStackModule):
             )
         return sorted(found, key=lambda i: (i["created_at"] or "", i["id"]))
 
-    def network_resources(self, project_id):
-        """The project's security groups, floating IPs, routers, networks, subnets and ports."""
-        found = {key: [] for key in ("security_groups", "floating_ips", "routers", "networks", "subnets", "ports")}
+    def named(self, listing, kind, project_id):
+        """The project's resources of ``kind`` whose names the task gives (one list call)."""
+        names = set(self.params[kind])
+        if not names:
+            return []
+        return [
+            r
+            for r in self.call(lambda: list(listing(project_id=project_id)))
+            if r.project_id == project_id and r.name in names
+        ]
+
+    def network_resources(self, project_id, server_ids):
+        """The deployment's security groups, networks, subnets, routers, ports and floating IPs."""
+        keys = ("security_groups", "default_security_groups", "floating_ips", "routers", "networks", "subnets", "ports")
+        found = {key: [] for key in keys}
         if not project_id:
             return found
         network = self.conn.network
         if self.params["all_projects"]:
             # Neutron creates a project's default group when asked for that project's groups:
             # an admin lists them all and filters here, so looking never re-creates one
-            listed = self.call(lambda: list(network.security_groups()))
+            groups = self.call(lambda: list(network.security_groups()))
         else:
-            listed = self.call(lambda: list(network.security_groups(project_id=project_id)))
-        found["security_groups"] = sorted(
-            ({"id": g.id, "name": g.name} for g in listed if g.project_id == project_id), key=lambda g: g["name"] or ""
+            groups = self.call(lambda: list(network.security_groups(project_id=project_id)))
+        groups = [g for g in groups if g.project_id == project_id]
+        found["security_groups"] = _by_name(
+            {"id": g.id, "name": g.name} for g in groups if g.name in set(self.params["security_groups"])
         )
-        ports = self.call(lambda: list(network.ports(project_id=project_id)))
+        found["default_security_groups"] = _by_name({"id": g.id, "name": g.name} for g in groups if g.name == "default")
+        networks = self.named(network.networks, "networks", project_id)
+        network_ids = {n.id for n in networks}
+        found["networks"] = _by_name({"id": n.id, "name": n.name} for n in networks)
+        routers = self.named(network.routers, "routers", project_id)
+        router_ids = {r.id for r in routers}
+        if network_ids:
+            subnets = self.call(lambda: list(network.subnets(project_id=project_id)))
+            found["subnets"] = _by_name(
+                {"id": n.id, "name": n.name, "cidr": n.cidr, "network_id": n.network_id}
+                for n in subnets
+                if n.network_id in network_ids
+            )
+        ports = [
+            p
+            for p in self.call(lambda: list(network.ports(project_id=project_id)))
+            if p.network_id in network_ids or p.device_id in server_ids or p.device_id in router_ids
+        ]
         found["ports"] = [
             {
                 "id": p.id,
@@ -286,45 +416,28 @@ class DeploymentInfoModule(OpenStackModule):
             }
             for p in ports
         ]
+        port_ids = {p.id for p in ports}
         found["floating_ips"] = sorted(
             (
                 {"id": f.id, "floating_ip_address": f.floating_ip_address, "port_id": f.port_id}
                 for f in self.call(lambda: list(network.ips(project_id=project_id)))
+                if f.port_id in port_ids or (getattr(f, "description", None) or "") == self.tag
             ),
             key=lambda f: f["floating_ip_address"] or "",
         )
-        found["routers"] = sorted(
-            (
-                {
-                    "id": r.id,
-                    "name": r.name,
-                    "external_network_id": (r.external_gateway_info or {}).get("network_id"),
-                    "interfaces": sorted(
-                        ip.get("subnet_id")
-                        for p in ports
-                        if p.device_id == r.id and p.device_owner == "network:router_interface"
-                        for ip in p.fixed_ips or []
-                    ),
-                }
-                for r in self.call(lambda: list(network.routers(project_id=project_id)))
-            ),
-            key=lambda r: r["name"] or "",
-        )
-        found["networks"] = sorted(
-            (
-                {"id": n.id, "name": n.name}
-                for n in self.call(lambda: list(network.networks(project_id=project_id)))
-                if n.project_id == project_id
-            ),
-            key=lambda n: n["name"] or "",
-        )
-        found["subnets"] = sorted(
-            (
-                {"id": n.id, "name": n.name, "cidr": n.cidr, "network_id": n.network_id}
-                for n in self.call(lambda: list(network.subnets(project_id=project_id)))
-                if n.project_id == project_id
-            ),
-            key=lambda n: n["name"] or "",
+        found["routers"] = _by_name(
+            {
+                "id": r.id,
+                "name": r.name,
+                "external_network_id": (r.external_gateway_info or {}).get("network_id"),
+                "interfaces": sorted(
+                    ip.get("subnet_id")
+                    for p in ports
+                    if p.device_id == r.id and p.device_owner == "network:router_interface"
+                    for ip in p.fixed_ips or []
+                ),
+            }
+            for r in routers
         )
         return found
 
@@ -353,17 +466,20 @@ class DeploymentInfoModule(OpenStackModule):
         # a deleted project or user given by id still names what it left behind
         project_id = project["id"] if project else self._bare_id(self.params["project"])
         user_id = user["id"] if user else self._bare_id(self.params["user"])
-        servers = self.servers(project_id)
+        servers, others = self.servers(project_id)
         images = self.images(project_id)
-        network = self.network_resources(project_id)
+        network = self.network_resources(project_id, {s["id"] for s in servers})
         keypairs, ec2 = self.user_resources(user_id)
-        total = len(servers) + len(images) + sum(map(len, network.values())) + len(keypairs) + len(ec2)
+        counted = [v for k, v in network.items() if k != "default_security_groups"]
+        total = len(servers) + len(images) + sum(map(len, counted)) + len(keypairs) + len(ec2)
         total += (project is not None) + (user is not None)
         return {
             "changed": False,
             "project": project,
             "user": user,
             "servers": servers,
+            "others": others,
+            "others_count": len(others),
             "images": images,
             **network,
             "keypairs": keypairs,

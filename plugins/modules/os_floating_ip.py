@@ -33,6 +33,13 @@ description:
 version_added: 0.1.0
 author: Monoscape developers
 options:
+  description:
+    description:
+      - Description of the floating IP (at most 255 characters). Set when the address is allocated or
+        associated, and updated in place when an existing one differs. The Monoscape playbooks write
+        C(monoscape_deployment=<deployment>) there, so that teardown finds the deployment's addresses
+        in a project shared with others. Omitted means left alone.
+    type: str
   fixed_address:
     description:
       - Which fixed IPv4 address of the server gets the floating IP, when it has several.
@@ -136,6 +143,10 @@ floating_ip:
       description: Floating IP id.
       type: str
       sample: 7b1c3d6e-2f4a-4b8c-9d0e-1f2a3b4c5d6e
+    description:
+      description: The floating IP's description.
+      type: str
+      sample: monoscape_deployment=production
     floating_ip_address:
       description: The public address.
       type: str
@@ -195,6 +206,7 @@ from typing import ClassVar
 from ansible_collections.monoscape.paas.plugins.module_utils.openstack import (
     ModuleFailure,
     OpenStackModule,
+    check_text,
     error_details,
     names_hint,
     sdk_exc,
@@ -204,10 +216,11 @@ UNREACHABLE = "is not reachable from subnet"
 
 
 def view(fip):
-    """What --diff compares: the address, and where it points."""
+    """What --diff compares: the address, where it points, and its description."""
     if fip is None:
         return {}
     return {
+        "description": getattr(fip, "description", None) or "",
         "floating_ip_address": fip.floating_ip_address,
         "fixed_ip_address": fip.fixed_ip_address,
         "port_id": fip.port_id,
@@ -217,6 +230,7 @@ def view(fip):
 def public(fip):
     return {
         "id": fip.id,
+        "description": getattr(fip, "description", None) or "",
         "floating_ip_address": fip.floating_ip_address,
         "fixed_ip_address": fip.fixed_ip_address,
         "port_id": fip.port_id,
@@ -244,6 +258,7 @@ def all_addresses(port):
 
 class FloatingIpModule(OpenStackModule):
     argument_spec: ClassVar[dict] = {
+        "description": {"type": "str"},
         "fixed_address": {"type": "str"},
         "floating_ip_address": {"type": "str"},
         "nat_destination": {"type": "str"},
@@ -261,6 +276,10 @@ class FloatingIpModule(OpenStackModule):
 
     # ------------------------------------------------------------------ inputs
     def check_inputs(self):
+        if self.params["description"] is not None:
+            problem = check_text("description", self.params["description"], allow_empty=True)
+            if problem:
+                self.fail(f"{problem}; nothing was changed")
         for option in ("fixed_address", "floating_ip_address"):
             value = self.params[option]
             if value is None:
@@ -374,7 +393,13 @@ class FloatingIpModule(OpenStackModule):
         ]
         if existing:
             fip = self.settle(existing[0], server)
-            return dict(result, changed=False, floating_ip=public(fip), before=view(fip), after=view(fip))
+            before = view(fip)
+            changed = self.describe(fip)
+            if changed and not self.check_mode:
+                fip = self.call(self.conn.network.get_ip, fip.id)
+            after = dict(before, description=self.params["description"]) if changed else before
+            shown = dict(public(fip), description=after["description"])
+            return dict(result, changed=changed, floating_ip=shown, before=before, after=after)
 
         port, fixed = self.target(server, ports)
         given = self.ip_by_address(wanted_address) if wanted_address else None
@@ -385,7 +410,15 @@ class FloatingIpModule(OpenStackModule):
         # the diff: the address the fixed address had, else the reused address as it was (free)
         before = view(replaced[0]) if replaced else view(given)
         if self.check_mode:
-            after = {"floating_ip_address": wanted_address or "", "fixed_ip_address": fixed, "port_id": port.id}
+            description = self.params["description"]
+            if description is None:
+                description = getattr(given, "description", None) or "" if given is not None else ""
+            after = {
+                "description": description,
+                "floating_ip_address": wanted_address or "",
+                "fixed_ip_address": fixed,
+                "port_id": port.id,
+            }
             simulated = {
                 "id": given.id if given is not None else "",
                 "floating_network_id": ext.id,
@@ -410,6 +443,15 @@ class FloatingIpModule(OpenStackModule):
             fip = self.allocate(ext, port, fixed, wanted_address)
         fip = self.settle(fip, server)
         return dict(result, changed=True, floating_ip=public(fip), before=before, after=view(fip))
+
+    def describe(self, fip):
+        """Set the wanted description on an existing floating IP; whether it changed (or would)."""
+        wanted = self.params["description"]
+        if wanted is None or (getattr(fip, "description", None) or "") == wanted:
+            return False
+        if not self.check_mode:
+            self.call(self.conn.network.update_ip, fip.id, description=wanted)
+        return True
 
     def check_reusable(self, fip, ext, port):
         address = fip.floating_ip_address
@@ -452,6 +494,8 @@ class FloatingIpModule(OpenStackModule):
         """One create call that allocates and associates; a lost answer is found on the port."""
         network = self.conn.network
         attrs = {"floating_network_id": ext.id, "port_id": port.id, "fixed_ip_address": fixed}
+        if self.params["description"] is not None:
+            attrs["description"] = self.params["description"]
         if address:
             attrs["floating_ip_address"] = address
 
@@ -477,8 +521,11 @@ class FloatingIpModule(OpenStackModule):
             ) from None
 
     def associate(self, fip, port, fixed):
+        attrs = {"port_id": port.id, "fixed_ip_address": fixed}
+        if self.params["description"] is not None:
+            attrs["description"] = self.params["description"]
         try:
-            return self.call(self.conn.network.update_ip, fip.id, port_id=port.id, fixed_ip_address=fixed)
+            return self.call(self.conn.network.update_ip, fip.id, **attrs)
         except sdk_exc.NotFoundException as exc:
             raise self.unreachable(exc) or exc from None
 

@@ -30,7 +30,8 @@ options:
     type: dict
   servers:
     description:
-      - Add RV(images[].servers), the project's servers booted from each image (one extra server list call).
+      - Add RV(images[].servers), the project's servers booted from each image (one server list call
+        per image found, filtered by the image, so the cost does not grow with the project's servers).
     type: bool
     default: false
 extends_documentation_fragment:
@@ -189,14 +190,12 @@ class ImageInfoModule(OpenStackModule):
         ]
         images = sorted((shape(i) for i in found), key=lambda i: (i["created_at"] or "", i["id"]), reverse=True)
         if self.params["servers"]:
-            users = {}
-            for server in self.call(lambda: list(self.conn.compute.servers(details=True))):
-                image = server.image or {}
-                image_id = image.get("id") if isinstance(image, dict) else getattr(image, "id", None)
-                if image_id:
-                    users.setdefault(image_id, []).append({"id": server.id, "name": server.name})
             for image in images:
-                image["servers"] = sorted(users.get(image["id"], []), key=lambda s: s["name"] or "")
+                users = self.call(lambda i=image["id"]: list(self.conn.compute.servers(details=False, image=i)))
+                image["servers"] = sorted(
+                    ({"id": s.id, "name": s.name} for s in users if getattr(s, "status", None) != "DELETED"),
+                    key=lambda s: s["name"] or "",
+                )
         return {"changed": False, "images": images}
 
 

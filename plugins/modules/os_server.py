@@ -20,6 +20,8 @@ description:
   - Metadata keys C(monoscape_role), C(monoscape_tenant) and C(monoscape_app) (also settable with the
     options of the same names) are what the C(monoscape.paas.openstack_servers) inventory plugin
     groups hosts by.
+  - A server of the same name whose metadata names another C(monoscape_deployment) than the task's is
+    never changed (the task fails saying so) - projects are shared between deployments.
   - Check mode and C(--diff) supported.
 version_added: 0.1.0
 author: Monoscape developers
@@ -87,6 +89,11 @@ options:
       - Omitted means Nova's C(auto) choice on create, and networks are not compared.
     type: list
     elements: raw
+  purge_tags:
+    description:
+      - With C(true), tags the server carries that O(tags) does not list are removed.
+    type: bool
+    default: false
   security_groups:
     description:
       - Names or ids of the security groups of the server (project's C(default) when created without).
@@ -102,6 +109,15 @@ options:
     type: str
     choices: [absent, present, started, stopped]
     default: present
+  tags:
+    description:
+      - Nova server tags (at most 60 characters each, no C(/) or C(,)); a new server is created with
+        them, an existing one gets the missing ones added in place (other tags stay unless
+        O(purge_tags=true)). Listing servers filtered by a tag is one API call, so the Monoscape
+        playbooks tag every server C(monoscape_deployment=<deployment>) and look only at their own.
+      - Omitted means tags are left alone.
+    type: list
+    elements: str
   userdata:
     description:
       - User data (cloud-init) given to the server on create. Not readable back from Nova by non-admins,
@@ -142,6 +158,7 @@ EXAMPLES = r"""
         fixed_ip: "10.0.0.{{ 20 + item }}"
     monoscape_role: node
     monoscape_tenant: acme
+    tags: [monoscape_deployment=production]
     drift: recreate
   loop: [1, 2]
 
@@ -218,6 +235,11 @@ server:
       type: list
       elements: str
       sample: [monoscape-lb]
+    tags:
+      description: The server's tags.
+      type: list
+      elements: str
+      sample: [monoscape_deployment=production]
 drift:
   description: Immutable attributes that differ (empty when none), as found before the task acted.
   returned: when O(state) is not C(absent)
@@ -247,6 +269,9 @@ from ansible_collections.monoscape.paas.plugins.module_utils.openstack import (
 MONOSCAPE_KEYS = ("monoscape_role", "monoscape_tenant", "monoscape_app")
 STABLE = {"ACTIVE", "SHUTOFF", "ERROR", "PAUSED", "SUSPENDED", "SHELVED", "SHELVED_OFFLOADED", "RESCUE"}
 REGEX_SPECIAL = set(".^$*+?()[]{}|\\")
+
+
+DEPLOYMENT_KEY = "monoscape_deployment"
 
 
 def exact_name_regex(name):
@@ -283,8 +308,10 @@ class ServerModule(OpenStackModule):
         "monoscape_tenant": {"type": "str"},
         "name": {"type": "str", "required": True},
         "networks": {"type": "list", "elements": "raw"},
+        "purge_tags": {"type": "bool", "default": False},
         "security_groups": {"type": "list", "elements": "str"},
         "state": {"type": "str", "default": "present", "choices": ["absent", "present", "started", "stopped"]},
+        "tags": {"type": "list", "elements": "str"},
         "userdata": {"type": "str"},
     }
 
@@ -307,6 +334,18 @@ class ServerModule(OpenStackModule):
                 self.fail(f"{key} is {value!r} but metadata.{key} is {metadata[key]!r}; give it once")
             metadata[key] = value
         return metadata
+
+    def wanted_tags(self):
+        tags = self.params["tags"]
+        if tags is None:
+            return None
+        for index, tag in enumerate(tags):
+            problem = check_text(f"tags[{index}]", tag, max_len=60)
+            if problem is None and ("/" in tag or "," in tag):
+                problem = f"tags[{index}] {tag!r} has a '/' or ',', which Nova tags cannot have"
+            if problem:
+                self.fail(f"{problem}; nothing was changed")
+        return sorted(set(tags))
 
     def parse_networks(self):
         if self.params["networks"] is None:
@@ -407,6 +446,7 @@ class ServerModule(OpenStackModule):
             "metadata": dict(server.metadata or {}),
             "networks": networks,
             "security_groups": group_names,
+            "tags": sorted(getattr(server, "tags", None) or []),
         }
 
     # ------------------------------------------------------------------ comparison
@@ -448,7 +488,7 @@ class ServerModule(OpenStackModule):
         return drift
 
     # ------------------------------------------------------------------ actions
-    def create(self, wanted, metadata):
+    def create(self, wanted, metadata, tags):
         compute = self.conn.compute
         attrs = {
             "name": self.params["name"],
@@ -466,17 +506,7 @@ class ServerModule(OpenStackModule):
             attrs["networks"] = nets
         else:
             attrs["networks"] = "auto"
-        if "key_name" in wanted:
-            attrs["key_name"] = wanted["key_name"]
-        if "security_groups" in wanted:
-            attrs["security_groups"] = [{"name": g.name} for g in wanted["security_groups"]]
-        if "availability_zone" in wanted:
-            attrs["availability_zone"] = wanted["availability_zone"]
-        if metadata:
-            attrs["metadata"] = metadata
-        if self.params["userdata"]:
-            data = self.params["userdata"].encode()
-            attrs["user_data"] = base64.b64encode(data).decode()
+        attrs.update(self.optional_attributes(wanted, metadata, tags))
 
         def recheck():
             found = self.find_servers()
@@ -503,6 +533,24 @@ class ServerModule(OpenStackModule):
                 ) from None
             raise
         return server
+
+    def optional_attributes(self, wanted, metadata, tags):
+        """What the create call carries only when the task gives it."""
+        attrs = {}
+        if "key_name" in wanted:
+            attrs["key_name"] = wanted["key_name"]
+        if "security_groups" in wanted:
+            attrs["security_groups"] = [{"name": g.name} for g in wanted["security_groups"]]
+        if "availability_zone" in wanted:
+            attrs["availability_zone"] = wanted["availability_zone"]
+        if metadata:
+            attrs["metadata"] = metadata
+        if tags:
+            attrs["tags"] = tags
+        if self.params["userdata"]:
+            data = self.params["userdata"].encode()
+            attrs["user_data"] = base64.b64encode(data).decode()
+        return attrs
 
     def delete(self, server):
         self.call(self.conn.compute.delete_server, server.id, ignore_missing=True)
@@ -576,6 +624,9 @@ class ServerModule(OpenStackModule):
             return {"changed": True, "before": before, "after": {}}
 
         metadata = self.wanted_metadata()
+        tags = self.wanted_tags()
+        if server is not None:
+            self.check_owner(server, metadata)
         wanted = self.resolve(creating=server is None)
         if server is not None:
             server = self.settle(self.get_server(server.id))
@@ -587,11 +638,22 @@ class ServerModule(OpenStackModule):
             result["recreated"] = True
             server = None
         if server is None:
-            return dict(result, changed=True, **self.build(wanted, metadata))
-        changed, after = self.update(server, wanted, metadata, before)
+            return dict(result, changed=True, **self.build(wanted, metadata, tags))
+        changed, after = self.update(server, wanted, metadata, tags, before)
         if changed and not self.check_mode:
             after = self.view(self.get_server(server.id), ports)
         return dict(result, changed=changed, server=after, after=after)
+
+    def check_owner(self, server, metadata):
+        """A project holds several deployments: never take over another one's server of the same name."""
+        mine = (metadata or {}).get(DEPLOYMENT_KEY)
+        theirs = (server.metadata or {}).get(DEPLOYMENT_KEY)
+        if mine and theirs and mine != theirs:
+            self.fail(
+                f"server {server.name!r} ({server.id}) belongs to deployment {theirs!r} (metadata"
+                f" {DEPLOYMENT_KEY}), not to {mine!r}; nothing was changed. Give this deployment's"
+                " servers names of their own (a name prefix per deployment)"
+            )
 
     def apply_drift_policy(self, server, wanted, drift):
         """Fail, warn, or delete the server (returns True when it is to be created again)."""
@@ -615,25 +677,27 @@ class ServerModule(OpenStackModule):
             self.delete(server)
         return True
 
-    def build(self, wanted, metadata):
+    def build(self, wanted, metadata, tags):
         """Create the server (and stop it for state=stopped); in check mode, describe it."""
         state = self.params["state"]
         if self.check_mode:
-            after = self.simulated(wanted, metadata, state)
+            after = self.simulated(wanted, metadata, tags, state)
             return {"server": after, "after": after}
-        server = self.create(wanted, metadata)
+        server = self.create(wanted, metadata, tags)
         if state == "stopped":
             server = self.set_power(server, "SHUTOFF")
         ports = self.server_ports(server) if "networks" in wanted else None
         after = self.view(server, ports)
         return {"server": after, "after": after}
 
-    def update(self, server, wanted, metadata, before):
-        """In-place changes: metadata, security groups, power state. Returns (changed, after)."""
+    def update(self, server, wanted, metadata, tags, before):
+        """In-place changes: metadata, tags, security groups, power state. Returns (changed, after)."""
         after = dict(before)
         changed = False
         if metadata is not None:
             changed |= self.update_metadata(server, metadata, after)
+        if tags is not None:
+            changed |= self.update_tags(server, tags, after)
         if "security_groups" in wanted:
             changed |= self.update_security_groups(server, wanted["security_groups"], after)
         target = {"started": "ACTIVE", "stopped": "SHUTOFF"}.get(self.params["state"])
@@ -664,6 +728,21 @@ class ServerModule(OpenStackModule):
                 self.call(self.conn.compute.delete_server_metadata, server.id, to_delete)
         return True
 
+    def update_tags(self, server, tags, after):
+        """Add the missing tags (one call each, as Nova's API has it); with purge_tags, remove the others."""
+        current = set(after["tags"])
+        to_add = sorted(set(tags) - current)
+        to_remove = sorted(current - set(tags)) if self.params["purge_tags"] else []
+        if not (to_add or to_remove):
+            return False
+        after["tags"] = sorted((current | set(to_add)) - set(to_remove))
+        if not self.check_mode:
+            for tag in to_add:
+                self.call(self.conn.compute.add_tag_to_server, server.id, tag)
+            for tag in to_remove:
+                self.call(self.conn.compute.remove_tag_from_server, server.id, tag)
+        return True
+
     def update_security_groups(self, server, groups, after):
         current = set(after["security_groups"])
         want = {g.name for g in groups}
@@ -677,7 +756,7 @@ class ServerModule(OpenStackModule):
                 self.call(self.conn.compute.remove_security_group_from_server, server.id, group)
         return True
 
-    def simulated(self, wanted, metadata, state):
+    def simulated(self, wanted, metadata, tags, state):
         return {
             "id": "",
             "name": self.params["name"],
@@ -691,6 +770,7 @@ class ServerModule(OpenStackModule):
             "metadata": metadata or {},
             "networks": sorted(n["id"] for n in wanted["networks"]) if "networks" in wanted else None,
             "security_groups": sorted(g.name for g in wanted.get("security_groups", [])) or ["default"],
+            "tags": tags or [],
         }
 
 

@@ -7,7 +7,10 @@ controller only, and removing that rule cuts it within 5 s); a second run
 changes nothing; status; a node whose host key changed stops the run until it is
 re-pinned; scale 2 -> 3 -> 2 with the app served throughout; credentials rotated;
 recovery after the lab restarts; teardown leaves nothing behind (no floating IP,
-router, network or port either).
+router, network or port either). The project is shared with neighbours (two nodes
+of another deployment and 50 untagged servers): no run targets, changes or counts
+them, status lists them only when asked, and teardown keeps the project while
+they use it.
 
 The deployment gets its own inventory (a copy of inventory/lab, as the install
 runbook tells operators to make) and a unique name, so it never meets another
@@ -15,6 +18,7 @@ deployment on the lab. Each step's output is in build/logs/e2e-<step>.log and
 its wall time in build/logs/e2e-timings.json.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -381,7 +385,73 @@ def test_node_ports_answer_the_controller_only(deployment, admin, tenant):
     assert wait_until(lambda: backends_up(controller_ip(admin, deployment.name), 2), 60) is not None
 
 
-def test_second_site_run_changes_nothing(deployment):
+NEIGHBOURS = 50  # untagged servers of another team in the deployment's project
+
+
+class Neighbours:
+    """What shares the deployment's project and is not the deployment's: two nodes of
+    another deployment (metadata and tag monoscape_deployment=<other>) and 50
+    untagged servers, all in the fake zone on a network of their own. Nothing the
+    deployment's runbooks do may touch them."""
+
+    def __init__(self, conn, name):
+        self.conn = conn
+        self.other = f"{name}-other"
+        self.network = conn.network.create_network(name=f"{name}-neighbours")
+        conn.network.create_subnet(
+            network_id=self.network.id,
+            name=f"{name}-neighbours",
+            ip_version=4,
+            cidr="10.99.0.0/22",
+            is_dhcp_enabled=False,
+        )
+        fake = {
+            "image_id": conn.image.find_image("debian-12").id,
+            "flavor_id": conn.compute.find_flavor("m1.tiny").id,
+            "networks": [{"uuid": self.network.id}],
+            "availability_zone": "fake",
+        }
+        made = [
+            conn.compute.create_server(
+                name=f"{self.other}-node-{i}",
+                metadata={"monoscape_deployment": self.other, "monoscape_role": "node"},
+                tags=[f"monoscape_deployment={self.other}"],
+                **fake,
+            )
+            for i in (1, 2)
+        ]
+        made += [conn.compute.create_server(name=f"{name}-team-{i:02d}", **fake) for i in range(NEIGHBOURS)]
+        self.ids = [s.id for s in made]
+        deadline = time.monotonic() + 600
+        while {s.status for s in self.servers()} != {"ACTIVE"}:
+            assert time.monotonic() < deadline, "the neighbours did not become ACTIVE in 10 min"
+            time.sleep(2)
+        self.before = self.snapshot()
+
+    def servers(self):
+        return [s for s in self.conn.compute.servers(details=True) if s.id in self.ids]
+
+    def snapshot(self):
+        """{id: (name, status, metadata, tags)} of the neighbours that exist."""
+        return {s.id: (s.name, s.status, dict(s.metadata or {}), sorted(s.tags or [])) for s in self.servers()}
+
+    def untouched(self):
+        return self.snapshot() == self.before
+
+    def remove(self):
+        for server_id in self.ids:
+            self.conn.compute.delete_server(server_id, ignore_missing=True)
+        for server_id in self.ids:
+            self.conn.compute.wait_for_delete(self.conn.compute.get_server(server_id), wait=300)
+        self.conn.network.delete_network(self.network, ignore_missing=True)
+
+
+@pytest.fixture(scope="module")
+def neighbours(deployment, tenant):
+    return Neighbours(tenant, deployment.name)
+
+
+def test_second_site_run_changes_nothing(deployment, neighbours):
     rc, output, seconds = deployment.run("site-again", runbook("site"))
     assert rc == 0, tail(output, 80)
     hosts = recap(output)
@@ -391,14 +461,82 @@ def test_second_site_run_changes_nothing(deployment):
     first = TIMINGS.get("site-first")
     if first:
         print(f"no-op site.yml: {seconds:.0f} s = {100 * seconds / first:.0f} % of the first run")
+    assert neighbours.untouched(), "site.yml touched servers that are not the deployment's"
+    assert f"{neighbours.other}-node" not in output and "-team-" not in output, "site.yml targeted a neighbour"
 
 
-def test_status_prints_the_deployment(deployment):
+class SyslogCapture:
+    """What processes on this machine send to the system log (/dev/log), captured by a
+    socket the test binds there - only when no system logger owns it (it is removed after)."""
+
+    PATH = "/dev/log"
+
+    def __init__(self):
+        self.messages = []
+        self.sock = None
+
+    def __enter__(self):
+        if os.path.exists(self.PATH):
+            pytest.skip(f"{self.PATH} belongs to the system logger here; the capture needs it free")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.PATH)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        return self
+
+    def _read(self):
+        while self.running:
+            with contextlib.suppress(TimeoutError, OSError):
+                self.messages.append(self.sock.recv(65536).decode(errors="replace"))
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.PATH)
+
+
+def deployment_secrets(state):
+    """Every secret of the deployment's state folder: the tenant password, the EC2 secret,
+    the private key's lines, and the password in its clouds.yaml."""
+    found = {(state / "password").read_text().strip()}
+    ec2 = json.loads((state / "ec2-credentials.json").read_text())
+    found |= {v for k, v in ec2.items() if "secret" in k and isinstance(v, str)}
+    key_lines = (state / "id_ed25519").read_text().splitlines()
+    found |= {line for line in key_lines if line and not line.startswith("-----")}
+    for entry in yaml.safe_load((state / "clouds.yaml").read_text())["clouds"].values():
+        found.add(entry["auth"]["password"])
+    return {secret for secret in found if len(secret) >= 8}
+
+
+def test_no_secret_in_the_system_log_or_vvv_output(deployment):
+    secrets_ = deployment_secrets(deployment.state)
+    assert len(secrets_) >= 3, "the state folder should hold the password, the EC2 secret and the key"
+    # the worst case: a configuration that lets modules log their arguments to the system log
+    with SyslogCapture() as syslog:
+        rc, output, _ = deployment.run("site-vvv", runbook("site").rstrip() + " -vvv", ANSIBLE_NO_TARGET_SYSLOG="False")
+    assert rc == 0, tail(output, 80)
+    logged = "\n".join(syslog.messages)
+    assert "Invoked with" in logged, "the capture saw no module invocation: it would prove nothing"
+    assert "monoscape.paas" in logged or "os_" in logged
+    for secret in secrets_:
+        assert secret not in logged, f"a secret of the state folder reached the system log ({secret[:3]}...)"
+        assert secret not in output, f"a secret of the state folder is in the -vvv output ({secret[:3]}...)"
+
+
+def test_status_prints_the_deployment(deployment, neighbours):
     rc, output, _ = deployment.run("status", runbook("status"))
     assert rc == 0, tail(output)
     assert "token yes, EC2 credentials yes" in output
     assert re.search(r"demo\s+hello\s+1\.0\.0\s+\S+-node-\d:\d+, \S+-node-\d:\d+", output), tail(output)
     assert len(re.findall(r"app\.demo\.hello\s+\S+\s+\S+\s+UP\s+L7OK", output)) == 2, tail(output)
+    assert "-team-" not in output and f"{neighbours.other}-node" not in output, "status counted a neighbour"
+    rc, output, _ = deployment.run("status-others", runbook("status-others"))
+    assert rc == 0, tail(output)
+    assert "Not ours" in output and len(re.findall(r"-team-\d\d\s", output)) == NEIGHBOURS, tail(output, 80)
 
 
 def test_a_changed_host_key_stops_the_run_until_repinned(deployment, admin, tenant):
@@ -417,6 +555,7 @@ def test_a_changed_host_key_stops_the_run_until_repinned(deployment, admin, tena
         security_groups=[{"name": f"{deployment.name}-node"}],
         key_name=old.key_name,
         metadata=old.metadata,
+        tags=old.tags,  # as a rebuild keeps them
     )
     tenant.compute.wait_for_server(new, status="ACTIVE", failures=["ERROR"], interval=0.5, wait=180)
     rc, output, _ = deployment.run("changed-host-key", runbook("status"))
@@ -431,13 +570,14 @@ def test_a_changed_host_key_stops_the_run_until_repinned(deployment, admin, tena
     assert "version: 1.0.0" in body
 
 
-def test_scale_out_to_three_nodes(deployment, admin):
+def test_scale_out_to_three_nodes(deployment, admin, neighbours):
     url = f"http://{controller_ip(admin, deployment.name)}/demo/hello/"
     with RequestStream(url) as stream:
         rc, output, _ = deployment.run("scale-out", runbook("scale"), COUNT=3)
     assert rc == 0, tail(output, 80)
     assert stream.failures == [], stream.failures[:10]
     assert len(servers(admin, deployment.name, "node")) == 3
+    assert neighbours.untouched(), "scale-out touched servers that are not the deployment's"
     hosts = set()
     for _ in range(30):
         _, body = get(url)
@@ -445,7 +585,7 @@ def test_scale_out_to_three_nodes(deployment, admin):
     assert len(hosts) == 3, f"the load balancer reached {hosts}"
 
 
-def test_scale_in_to_two_nodes_drains_without_failures(deployment, admin):
+def test_scale_in_to_two_nodes_drains_without_failures(deployment, admin, neighbours):
     url = f"http://{controller_ip(admin, deployment.name)}/demo/hello/"
     with RequestStream(url) as stream:
         rc, output, _ = deployment.run("scale-in", runbook("scale"), COUNT=2)
@@ -456,6 +596,7 @@ def test_scale_in_to_two_nodes_drains_without_failures(deployment, admin):
         f"{deployment.name}-node-1",
         f"{deployment.name}-node-2",
     ]
+    assert neighbours.untouched(), "scale-in touched servers that are not the deployment's (the other nodes!)"
 
 
 def test_rotate_credentials(deployment):
@@ -490,12 +631,25 @@ def test_recover_after_the_lab_restarts(deployment, admin):
     assert "version: 1.0.0" in body
 
 
-def test_teardown_leaves_nothing(deployment, admin):
+def test_teardown_leaves_nothing(deployment, admin, neighbours):
+    """Teardown removes everything of the deployment and nothing else: the project
+    stays while the neighbours use it; once they are gone, the next teardown removes
+    the project too."""
     rc, output, _ = deployment.run("teardown", runbook("teardown"))
     assert rc == 0, tail(output, 80)
     assert "nothing of deployment" in output
-    assert leftovers(admin, deployment.name) == []
+    assert neighbours.untouched(), "teardown touched servers that are not the deployment's"
+    project = admin.identity.find_project(deployment.name, ignore_missing=True, domain_id="default")
+    assert project is not None, "the project was deleted while other servers use it"
+    theirs = {f"server {s.name}" for s in neighbours.servers()}
+    theirs |= {f"port {p.id}" for p in admin.network.ports(network_id=neighbours.network.id)}
+    theirs |= {f"network {neighbours.network.name}", "security group default", f"project {project.id}"}
+    assert set(leftovers(admin, deployment.name)) <= theirs, "teardown left something of the deployment"
     assert not deployment.state.exists()
+    neighbours.remove()
     rc, output, _ = deployment.run("teardown-again", runbook("teardown"))
+    assert rc == 0, tail(output)
+    assert leftovers(admin, deployment.name) == [], "the project, now empty, is removed"
+    rc, output, _ = deployment.run("teardown-once-more", runbook("teardown"))
     assert rc == 0, tail(output)
     assert all(counts[1] == 0 for counts in recap(output).values()), tail(output)

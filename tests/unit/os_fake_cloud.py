@@ -142,6 +142,24 @@ class Identity(Base):
         self._record("delete_project")
         self.projects.pop(project_id, None)
 
+    def get_project(self, project_id):
+        if project_id not in self.projects:
+            raise not_found(f"project {project_id}")
+        return self.projects[project_id]
+
+    def get_user(self, user_id):
+        if user_id not in self.users:
+            raise not_found(f"user {user_id}")
+        return self.users[user_id]
+
+    def credentials(self, user_id=None, type=None):
+        """Keystone's /v3/credentials: the EC2 pairs, with their secret inside the blob."""
+        return [
+            Res(id=access, type="ec2", user_id=c["user_id"], blob=__import__("json").dumps(c))
+            for access, c in self.ec2.items()
+            if user_id in (None, c["user_id"]) and type in (None, "ec2")
+        ]
+
     def user_projects(self, user_id):
         return [p for p in self.projects.values() if any(a[1] == p.id for a in self.assignments if a[0] == user_id)]
 
@@ -271,7 +289,7 @@ class Compute(Base):
     def find_keypair(self, name, ignore_missing=True):
         return self._find(self.keypairs_, name, ignore_missing)
 
-    def keypairs(self):
+    def keypairs(self, user_id=None):
         return list(self.keypairs_.values())
 
     def create_keypair(self, name, public_key):
@@ -297,12 +315,35 @@ class Compute(Base):
         self.keypairs_.pop(name, None)
 
     # servers
-    def servers(self, name=None, **query):
-        self._record("list servers" + (f" name={name}" if name else ""))
+    def servers(self, name=None, *, details=True, tags=None, image=None, project_id=None, all_projects=False):
+        """Nova's list: name (a regular expression), tags (all of, comma-separated), image and,
+        for an admin with all_projects, project_id; without all_projects, the connection's project."""
+        shown = "".join(f" {k}={v}" for k, v in (("name", name), ("tags", tags), ("image", image)) if v)
+        self._record("list servers" + shown)
         found = list(self.servers_.values())
         if name:
             found = [s for s in found if re.search(name, s.name)]
+        if tags:
+            found = [s for s in found if set(tags.split(",")) <= set(s.get("tags") or [])]
+        if image:
+            found = [s for s in found if s.image.id == image]
+        if all_projects:
+            found = [s for s in found if project_id in (None, s.project_id)]
+        else:
+            found = [s for s in found if s.project_id == self.cloud.project_id]
         return [copy.deepcopy(s) for s in found]
+
+    def add_tag_to_server(self, server_id, tag):
+        self._record("add_tag_to_server")
+        tags = self.servers_[_id(server_id)].setdefault("tags", [])
+        if tag not in tags:
+            tags.append(tag)
+
+    def remove_tag_from_server(self, server_id, tag):
+        self._record("remove_tag_from_server")
+        tags = self.servers_[_id(server_id)].setdefault("tags", [])
+        if tag in tags:
+            tags.remove(tag)
 
     def find_server(self, name_or_id, ignore_missing=True):
         return self._find(self.servers_, name_or_id, ignore_missing)
@@ -334,6 +375,7 @@ class Compute(Base):
             key_name=attrs.get("key_name"),
             availability_zone=attrs.get("availability_zone") or "nova",
             metadata=dict(attrs.get("metadata") or {}),
+            tags=list(attrs.get("tags") or []),
             security_groups=[{"name": g["name"]} for g in attrs.get("security_groups") or [{"name": "default"}]],
             addresses={},
             project_id=cloud.project_id,
@@ -1175,12 +1217,9 @@ class Image(Base):
 
     def get(self, path, params=None, **kwargs):
         self._record(f"get {path}")
-        if path == "/images":
-            found = [
-                copy.deepcopy(i)
-                for i in self.images_.values()
-                if i["name"] == params.get("name") and i["owner"] == params.get("owner")
-            ]
+        if path == "/images":  # Glance filters on any property given (name, owner, custom ones)
+            wanted = {k: v for k, v in (params or {}).items() if k not in ("limit", "marker", "sort")}
+            found = [copy.deepcopy(i) for i in self.images_.values() if all(i.get(k) == v for k, v in wanted.items())]
             return Response(200, {"images": found})
         image = self.images_.get(path.rsplit("/", 1)[-1])
         return Response(200, copy.deepcopy(image)) if image else Response(404, {"message": "not found"})

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 import yaml
@@ -38,6 +38,10 @@ def server(name, status="ACTIVE", addresses=None, metadata=None, az="fake"):
         "image": {"id": "img-1"},
         "key_name": "deploy",
         "metadata": metadata or {},
+        # the bundle tags what it makes with its deployment (Nova filters on tags, not metadata)
+        "tags": [f"monoscape_deployment={metadata['monoscape_deployment']}"]
+        if (metadata or {}).get("monoscape_deployment")
+        else [],
         "addresses": {"private": [address("10.0.0.5")]} if addresses is None else addresses,
         "security_groups": [{"name": "default"}],
         "created": "2026-01-01T00:00:00Z",
@@ -185,11 +189,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(400, {"badRequest": {"code": 400, "message": "Invalid filter field: metadata."}})
                 return
             servers = PROJECTS[user]
+            if "tags" in query:  # every tag of the comma-separated list
+                wanted = set(query["tags"][0].split(","))
+                servers = [s for s in servers if wanted <= set(s["tags"])]
             start = int(query.get("marker_index", ["0"])[0])
             page = servers[start : start + cloud.page]
             body = {"servers": page}
             if start + cloud.page < len(servers):
                 next_url = f"{cloud.base}/compute/v2.1/servers/detail?marker_index={start + cloud.page}"
+                if "tags" in query:  # Nova's next link carries the filters
+                    next_url += f"&tags={quote(query['tags'][0])}"
                 body["servers_links"] = [{"rel": "next", "href": next_url}]
             self.reply(200, body)
             return
@@ -453,6 +462,8 @@ def test_deployment_keeps_only_its_servers(workdir, cloud):
     assert [c[1] for c in calls if c[0] == "GET" and "/servers" in c[1]] == ["/compute/v2.1/servers/detail"]
     assert len([c for c in calls if c[0] == "POST"]) == 1
     assert all("metadata" not in q for q in cloud.queries[queries:])
+    # Nova is asked for the deployment's tag only: the project's other servers never cross the wire
+    assert [q.get("tags") for q in cloud.queries[queries:]] == [["monoscape_deployment=monoscape"]]
     hostvars = data["_meta"]["hostvars"]
     # other deployments and other teams' servers are nowhere; the other team's monoscape-node-2 does
     # not rename ours
@@ -474,6 +485,25 @@ def test_deployment_keeps_only_its_servers(workdir, cloud):
     assert "ansible_ssh_common_args" not in hostvars["monoscape-controller"]
     assert proxy_argv(ssh_argv(hostvars["monoscape-node-1"]))[-3:] == ["-W", "%h:%p", FIP]
     assert hostvars["monoscape-node-1"]["monoscape_bastion"] == "monoscape-controller"
+
+
+def test_a_server_made_before_tags_needs_deployment_tag_false(workdir, cloud):
+    old = server("monoscape-node-9", addresses=tenant_net(address("10.1.0.29")), metadata=tagged("monoscape", "node"))
+    old["tags"] = []
+    PROJECTS["carol"].append(old)
+    try:
+        proc, data = inventory(workdir, {"clouds": ["delta"], "deployment": "monoscape"})
+        assert proc.returncode == 0, proc.stderr
+        assert "monoscape-node-9" not in data["_meta"]["hostvars"]
+        queries = len(cloud.queries)
+        config = {"clouds": ["delta"], "deployment": "monoscape", "deployment_tag": False}
+        proc, data = inventory(workdir, config)
+        assert proc.returncode == 0, proc.stderr
+        assert "tags" not in cloud.queries[queries]
+        assert members(data, "monoscape_nodes") == ["monoscape-node-1", "monoscape-node-2", "monoscape-node-9"]
+        assert "other-node-1" not in data["_meta"]["hostvars"]  # metadata still decides
+    finally:
+        PROJECTS["carol"].remove(old)
 
 
 def test_role_groups_can_be_renamed(workdir, cloud):

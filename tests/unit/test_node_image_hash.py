@@ -20,10 +20,11 @@ PLAYBOOK = """
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
     cases:
-      base: {base: img-1, address: 10.0.0.5, node_vars: {}}
-      other_base: {base: img-2, address: 10.0.0.5, node_vars: {}}
-      other_address: {base: img-1, address: 10.0.0.6, node_vars: {}}
-      other_vars: {base: img-1, address: 10.0.0.5, node_vars: {mono_runtime_warmup: false}}
+      base: {base: img-1, address: 10.0.0.5, node_vars: {}, deployment: acme}
+      other_base: {base: img-2, address: 10.0.0.5, node_vars: {}, deployment: acme}
+      other_address: {base: img-1, address: 10.0.0.6, node_vars: {}, deployment: acme}
+      other_vars: {base: img-1, address: 10.0.0.5, node_vars: {mono_runtime_warmup: false}, deployment: acme}
+      other_deployment: {base: img-1, address: 10.0.0.5, node_vars: {}, deployment: other}
     hashes: {}
   tasks:
     - name: hash each case
@@ -45,6 +46,7 @@ ONE = """
     node_image__base_image_id: "{{ item.value.base }}"
     node_image_controller_address: "{{ item.value.address }}"
     node_image_node_vars: "{{ item.value.node_vars }}"
+    node_image_deployment: "{{ item.value.deployment }}"
 - name: keep it
   ansible.builtin.set_fact:
     hashes: "{{ hashes | combine({item.key: node_image__hash, item.key ~ '_name': node_image__name}) }}"
@@ -113,8 +115,8 @@ def test_hash_shape_and_name(runs):
 
 def test_inputs_change_the_hash(runs):
     first = runs[0]
-    values = [first[k] for k in ("base", "other_base", "other_address", "other_vars")]
-    assert len(set(values)) == 4
+    values = [first[k] for k in ("base", "other_base", "other_address", "other_vars", "other_deployment")]
+    assert len(set(values)) == 5, "two deployments of one project never share a node image"
 
 
 def test_docs_location_and_unrelated_files_do_not(runs):

@@ -79,6 +79,7 @@ def test_diff_before_and_after(run, cloud, server):
     port, fixed = fixed_of(cloud, server)
     assert result["diff"]["before"] == {}
     assert result["diff"]["after"] == {
+        "description": "",
         "floating_ip_address": result["floating_ip"]["floating_ip_address"],
         "fixed_ip_address": fixed,
         "port_id": port.id,
@@ -201,6 +202,41 @@ def test_the_router_needs_an_interface_on_the_subnet_of_the_fixed_address(run, c
     assert ok(run(os_floating_ip, FIP))["floating_ip"]["fixed_ip_address"] == fixed
 
 
+def test_description_is_set_on_allocation_and_updated_in_place(run, cloud, server):
+    described = dict(FIP, description="monoscape_deployment=production")
+    first = run(os_floating_ip, described)
+    assert first["changed"] and first["floating_ip"]["description"] == "monoscape_deployment=production"
+    (fip,) = cloud.network.ips_.values()
+    assert fip.description == "monoscape_deployment=production"
+    assert cloud.calls.count("create_ip") == 1  # set in the same call that allocates
+
+    # an address made before (no description) gets it in place, check mode first
+    fip.description = ""
+    cloud.calls.clear()
+    check = run(os_floating_ip, described, check_mode=True, diff=True)
+    assert check["changed"]
+    assert cloud.calls.mutations() == []
+    assert (check["diff"]["before"]["description"], check["diff"]["after"]["description"]) == (
+        "",
+        "monoscape_deployment=production",
+    )
+    _, second = assert_idempotent(run, cloud, os_floating_ip, described)
+    assert fip.description == "monoscape_deployment=production"
+    assert second["floating_ip"]["id"] == fip.id
+    assert "create_ip" not in cloud.calls
+
+    # without the option the description is left alone
+    assert not run(os_floating_ip, FIP)["changed"]
+    assert fip.description == "monoscape_deployment=production"
+
+
+def test_a_description_with_a_control_character_is_refused(run, cloud, server):
+    result = run(os_floating_ip, dict(FIP, description="prod\nuction"))
+    assert result["failed"]
+    assert "description 'prod\\nuction' has a control character" in result["msg"]
+    assert cloud.network.ips_ == {}
+
+
 # ---------------------------------------------------------------------- a chosen address
 
 
@@ -213,7 +249,12 @@ def test_reuses_an_allocated_free_address(run, cloud, server):
     assert check["changed"]
     assert cloud.calls.mutations() == []
     assert check["floating_ip"]["id"] == kept.id
-    assert check["diff"]["before"] == {"floating_ip_address": "203.0.113.77", "fixed_ip_address": None, "port_id": None}
+    assert check["diff"]["before"] == {
+        "description": "",
+        "floating_ip_address": "203.0.113.77",
+        "fixed_ip_address": None,
+        "port_id": None,
+    }
     assert check["diff"]["after"]["port_id"] == fixed_of(cloud, server)[0].id
     first, _ = assert_idempotent(run, cloud, os_floating_ip, args)
     assert first["floating_ip"]["id"] == kept.id

@@ -62,9 +62,12 @@ class Glance:
 class Compute:
     def __init__(self):
         self.servers_ = []
+        self.queries = []
 
-    def servers(self, details=True, **query):
-        return [Res(s) for s in self.servers_]
+    def servers(self, details=True, image=None, **query):
+        """Nova's list, filtered by image as Nova does."""
+        self.queries.append(dict(query, image=image))
+        return [Res(s) for s in self.servers_ if image is None or (s.get("image") or {}).get("id") == image]
 
 
 class Cloud:
@@ -134,6 +137,9 @@ def test_servers_using_each_image(run, cloud):
     images = {i["name"]: i for i in run({"own": True, "servers": True})["images"]}
     assert images["monoscape-node-aaa"]["servers"] == [{"id": "s2", "name": "node-0"}, {"id": "s1", "name": "node-1"}]
     assert images["monoscape-node-bbb"]["servers"] == []
+    # Nova is asked per image found, never for the project's whole server list
+    assert all(q["image"] for q in cloud.compute.queries)
+    assert len(cloud.compute.queries) == len(images)
     assert "servers" not in run({"own": True})["images"][0]
 
 

@@ -512,6 +512,55 @@ def test_server_metadata_in_place(run, cloud, base_image):
     assert server.metadata["monoscape_app"] == "hello,blog"
 
 
+def test_server_tags_on_create_and_added_to_an_older_server(run, cloud, base_image):
+    tagged = dict(SERVER, tags=["monoscape_deployment=prod"])
+    first = run(os_server, tagged)
+    server = cloud.compute.servers_[first["server"]["id"]]
+    assert server.tags == ["monoscape_deployment=prod"]
+    assert first["server"]["tags"] == ["monoscape_deployment=prod"]
+    assert "add_tag_to_server" not in cloud.calls  # given to Nova with the create call
+
+    # a server made before tags existed gets the tag in place (check mode and diff first)
+    server.tags = ["team=web"]
+    cloud.calls.clear()
+    check = run(os_server, tagged, check_mode=True, diff=True)
+    assert check["changed"]
+    assert cloud.calls.mutations() == []
+    assert check["diff"]["after"]["tags"] == ["monoscape_deployment=prod", "team=web"]
+    _, second = assert_idempotent(run, cloud, os_server, tagged)
+    assert sorted(server.tags) == ["monoscape_deployment=prod", "team=web"]  # others stay
+    assert second["server"]["tags"] == ["monoscape_deployment=prod", "team=web"]
+
+    run(os_server, dict(tagged, purge_tags=True))
+    assert server.tags == ["monoscape_deployment=prod"]
+    assert not run(os_server, SERVER)["changed"]  # no tags option: left alone
+
+
+@pytest.mark.parametrize(
+    ("tag", "fragment"),
+    [("a/b", "has a '/' or ','"), ("a,b", "has a '/' or ','"), ("x" * 61, "at most 60"), ("", "must not be empty")],
+)
+def test_server_bad_tags_change_nothing(run, cloud, base_image, tag, fragment):
+    assert_refused(run, cloud, os_server, dict(SERVER, tags=[tag]), fragment)
+    assert not cloud.compute.servers_
+
+
+def test_server_of_another_deployment_is_never_taken_over(run, cloud, base_image):
+    theirs = run(os_server, dict(SERVER, metadata={"monoscape_deployment": "staging"}))
+    cloud.calls.clear()
+    result = assert_refused(
+        run,
+        cloud,
+        os_server,
+        dict(SERVER, metadata={"monoscape_deployment": "prod"}, tags=["monoscape_deployment=prod"]),
+        "belongs to deployment 'staging'",
+    )
+    assert "not to 'prod'" in result["msg"]
+    server = cloud.compute.servers_[theirs["server"]["id"]]
+    assert server.metadata["monoscape_deployment"] == "staging"
+    assert server.tags == []
+
+
 def test_server_power_states(run, cloud, base_image):
     run(os_server, SERVER)
     stopped = run(os_server, dict(SERVER, state="stopped"))

@@ -1,0 +1,164 @@
+"""Re-run cost in a shared project (`make bench-site`; a measurement, not a test).
+
+The demo deployment on the lab (made first when it is not there), then, in one run
+and interleaved, the no-op `site.yml` and `status.yml`:
+
+  none    the project holds only the deployment's servers
+  300     the same project also holds 300 servers without Monoscape metadata
+          (another team's, in the lab's fake-driver availability zone)
+
+Prints the medians and the ratio 300/none of each playbook against the target
+(<= 1.15x), and the `changed` count of every site.yml (0 expected); asserts
+nothing about absolute times. The 300 servers are deleted at the end unless --keep.
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import openstack
+import openstack.config
+import openstack.connection
+import yaml
+from inventory_bench import AZ, BATCH, lab_env, log  # the sibling benchmark (bench/ is on sys.path)
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TARGET = 1.15
+PREFIX = "bench-other-"
+STATE = pathlib.Path("~/.config/monoscape/monoscape").expanduser()  # the lab deployment's state folder
+
+
+def playbook(name, env):
+    """(seconds, changed) of one ansible-playbook run on the lab inventory."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", "inventory/lab", f"playbooks/{name}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout[-6000:])
+        raise SystemExit(f"bench: {name} failed (rc={proc.returncode})")
+    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", proc.stdout.split("PLAY RECAP")[-1]))
+    return elapsed, changed
+
+
+def tenant_connection():
+    """The deployment's tenant user, from its 0600 clouds.yaml (written by the tenant step)."""
+    path = STATE / "clouds.yaml"
+    (name,) = yaml.safe_load(path.read_text())["clouds"]
+    region = openstack.config.OpenStackConfig(config_files=[str(path)]).get_one(cloud=name)
+    return openstack.connection.Connection(config=region)
+
+
+class Others:
+    """300 servers of another team in the deployment's project (no Monoscape metadata)."""
+
+    def __init__(self, admin, tenant, count):
+        self.admin, self.tenant, self.count = admin, tenant, count
+
+    def listed(self):
+        return [s for s in self.tenant.compute.servers() if s.name.startswith(PREFIX)]
+
+    def ensure(self):
+        project_id = self.tenant.current_project_id
+        self.admin.set_compute_quotas(project_id, instances=-1, cores=-1, ram=-1)
+        self.admin.set_network_quotas(project_id, port=-1)
+        image = self.admin.image.find_image("debian-12", ignore_missing=False)
+        flavor = min(self.admin.compute.flavors(), key=lambda f: (f.ram, f.vcpus))
+        network = self.admin.network.find_network("private", ignore_missing=False)
+        have = len(self.listed())
+        while have < self.count:
+            batch = min(BATCH, self.count - have)
+            self.tenant.compute.create_server(
+                name=f"{PREFIX}{have:04d}",
+                image_id=image.id,
+                flavor_id=flavor.id,
+                networks=[{"uuid": network.id}],
+                availability_zone=AZ,
+                min_count=batch,
+                max_count=batch,
+            )
+            have += batch
+            log(f"{have}/{self.count} other servers requested")
+        deadline = time.monotonic() + 3600
+        while True:
+            states = {}
+            for server in self.listed():
+                states[server.status] = states.get(server.status, 0) + 1
+            if states.get("ACTIVE", 0) >= self.count:
+                log(f"{self.count} other servers ACTIVE")
+                return
+            if states.get("ERROR") or time.monotonic() > deadline:
+                raise SystemExit(f"bench: other servers not ACTIVE: {states}")
+            time.sleep(10)
+
+    def delete(self):
+        for server in self.listed():
+            self.tenant.compute.delete_server(server.id, ignore_missing=True)
+        while self.listed():
+            time.sleep(5)
+        log("other servers deleted")
+
+
+def measure(env, reps, label, times, changes):
+    for rep in range(reps):
+        for name in ("site.yml", "status.yml"):
+            elapsed, changed = playbook(name, env)
+            times.setdefault((name, label), []).append(elapsed)
+            if name == "site.yml":
+                changes.append((label, changed))
+            log(f"{label:>4} {name:<10} rep {rep + 1}: {elapsed:6.1f} s  changed={changed}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", type=int, default=300)
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the other servers for a later run")
+    args = parser.parse_args()
+
+    env = dict(os.environ, **lab_env())
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env['PATH']}"
+    env.setdefault("CONTAINERS_CONF", str(pathlib.Path("~/.cache/monoscape/containers.conf").expanduser()))
+    log("site.yml once (makes the demo deployment, or checks it is there)")
+    playbook("site.yml", env)
+    admin = openstack.connect(cloud=env["OS_CLOUD"])
+    others = Others(admin, tenant_connection(), args.servers)
+    others.delete()  # a kept set from an earlier run is measured with, not before
+    times, changes = {}, []
+    measure(env, args.reps, "none", times, changes)
+    others.ensure()
+    try:
+        measure(env, args.reps, str(args.servers), times, changes)
+    finally:
+        if not args.keep:
+            others.delete()
+
+    print()
+    print(f"shared project: no-op runs with {args.servers} other servers vs none (median of {args.reps})")
+    verdicts = []
+    for name in ("site.yml", "status.yml"):
+        none = statistics.median(times[(name, "none")])
+        many = statistics.median(times[(name, str(args.servers))])
+        ratio = many / none
+        verdicts.append(ratio <= TARGET)
+        print(
+            f"  {name:<10} none {none:6.1f} s   {args.servers} others {many:6.1f} s   ratio {ratio:.2f}x"
+            f"  (target <= {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'})"
+        )
+    print(f"  site.yml changed: {', '.join(f'{label}={n}' for label, n in changes)}")
+    print(f"  verdict: {'targets met' if all(verdicts) else 'a target is not met'}")
+
+
+if __name__ == "__main__":
+    main()
