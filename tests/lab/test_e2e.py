@@ -465,6 +465,31 @@ def test_second_site_run_changes_nothing(deployment, neighbours):
     assert f"{neighbours.other}-node" not in output and "-team-" not in output, "site.yml targeted a neighbour"
 
 
+def files_of(folder):
+    """{relative path: (mode, mtime, sha256)} of every file below `folder`."""
+    return {
+        str(path.relative_to(folder)): (
+            path.stat().st_mode,
+            path.stat().st_mtime_ns,
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_check_mode_writes_nothing(deployment):
+    """`site.yml --check` on the running deployment: it passes, predicts no change and
+    leaves every file of the deployment's state folder as it was (no password file
+    regenerated, no clouds.yaml, pin or record rewritten)."""
+    before = files_of(deployment.state)
+    rc, output, _ = deployment.run("site-check", runbook("site").rstrip() + " --check")
+    assert rc == 0, tail(output, 80)
+    changed = {host: counts[1] for host, counts in recap(output).items() if counts[1]}
+    assert changed == {}, f"check mode predicts changes on a converged deployment: {changed}\n{tail(output, 80)}"
+    assert files_of(deployment.state) == before, "check mode wrote into the deployment's state folder"
+
+
 class SyslogCapture:
     """What processes on this machine send to the system log (/dev/log), captured by a
     socket the test binds there - only when no system logger owns it (it is removed after)."""

@@ -1,5 +1,5 @@
 """The controller after converge: HAProxy from Debian, configuration from
-fragments that validates, the Runtime API socket for root and haproxy only, the
+fragments that validates, the Runtime API admin socket for root only and a read-only one, the
 statistics page on the loopback, Monoscape's routing and error pages, and app
 membership persisted so that a reload keeps it."""
 
@@ -46,12 +46,17 @@ def test_fragment_validator_refuses_a_broken_fragment(host):
     assert not host.file("/etc/haproxy/conf.d/50-app.x.y.cfg").exists
 
 
-def test_runtime_api_socket_is_root_and_haproxy_only(host):
+def test_runtime_api_admin_socket_is_root_only_and_stats_socket_read_only(host):
     sock = host.file("/run/haproxy/admin.sock")
     assert sock.is_socket
-    assert sock.user == "root"
-    assert sock.group == "haproxy"
-    assert sock.mode == 0o660
+    assert (sock.user, sock.group, sock.mode) == ("root", "root", 0o600)
+    stats = host.file("/run/haproxy/stats.sock")
+    assert stats.is_socket
+    assert (stats.user, stats.group, stats.mode) == ("root", "haproxy-stats", 0o660)
+    # level user: statistics are read, a state change is refused
+    assert "pxname" in host.check_output("echo 'show stat' | socat stdio /run/haproxy/stats.sock")
+    refused = host.check_output("echo 'disable frontend monoscape-http' | socat stdio /run/haproxy/stats.sock")
+    assert "Permission denied" in refused
     master = host.file("/run/haproxy-master.sock")
     assert master.is_socket
     assert master.mode & 0o077 == 0
@@ -123,3 +128,42 @@ def test_reload_keeps_the_membership(host):
         (s["srv_addr"], s["srv_port"]) for s in before.values()
     }
     assert {host for _, host in served_versions(10)} == set(NODES)
+
+
+COUNTER = """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 18099))
+s.listen(16)
+n = 0
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    n += 1
+    open("/tmp/retry-probe.count", "w").write(str(n))
+    c.close()  # an empty response: retry-on empty-response applies
+"""
+
+
+def test_only_idempotent_requests_are_retried_after_the_server_saw_them(host):
+    """A server that reads each request and closes without answering: a GET is
+    re-sent (1 + load_balancer_retries times in all), a POST is sent once."""
+    fragment = "/etc/haproxy/conf.d/50-app.retry.probe.cfg"
+    host.check_output("cat > /tmp/retry-probe.py <<'PY'\n" + COUNTER + "PY")
+    host.check_output("setsid python3 /tmp/retry-probe.py >/dev/null 2>&1 & echo $! > /tmp/retry-probe.pid")
+    host.check_output(
+        f"printf 'backend app.retry.probe\\n    mode http\\n    server probe 127.0.0.1:18099\\n' > {fragment}"
+        " && systemctl reload haproxy"
+    )
+    url = f"http://127.0.0.1:{VARS['lb_deploy_http_port']}/retry/probe/"
+    try:
+        counts = {}
+        for method in ("GET", "POST"):
+            host.run("rm -f /tmp/retry-probe.count")
+            status = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -X {method} -d x=1 {url}")
+            assert status == "502", (method, status)
+            counts[method] = int(host.check_output("cat /tmp/retry-probe.count"))
+        assert counts == {"GET": 1 + 3, "POST": 1}  # load_balancer_retries: 3 (default)
+    finally:
+        host.run(f"rm -f {fragment} && systemctl reload haproxy; kill $(cat /tmp/retry-probe.pid)")
