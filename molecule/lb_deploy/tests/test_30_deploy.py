@@ -288,3 +288,29 @@ def test_undeploy_removes_the_app_and_frees_its_ports():
         units = sh(node, "systemctl list-units --all --no-legend --plain 'monoscape-app@*'")
         assert f"{TENANT}.{APP}" not in units
         assert not sh(node, "ls /etc/nginx/monoscape.d /etc/monoscape/instances").count(f"{TENANT}.{APP}")
+        assert_nothing_left(node)
+
+
+def assert_nothing_left(node):
+    """No folder of the app or of its tenant (its only app here), no log of its instances."""
+    assert sh(node, f"test -e /srv/monoscape/apps/{TENANT} && echo present || echo gone").strip() == "gone"
+    assert not sh(node, "ls -A /var/log/monoscape").count(f"{TENANT}.{APP}.")
+
+
+def test_a_failed_first_release_leaves_nothing_behind():
+    """The app's very first release fails its health check on the canary: the app is
+    removed from it and from the load balancer (its URL answers 404 as for any unknown app,
+    not 503), the other node was never touched, and no folder, port or log is left."""
+    untouched = fingerprint(NODES[1])
+    proc = run_runbook("deploy", "broken-first", VERSION=BROKEN, PACKAGE=package(BROKEN))
+    text = output(proc)
+    assert proc.returncode != 0, text[-2000:]
+    assert "it was its first release: the app was removed from it" in text, text[-2000:]
+    status, body = get(PREFIX)
+    assert status == 404, (status, body[:200])
+    assert "no app here" in body
+    assert BACKEND not in sh(CONTROLLER, "echo 'show backend' | socat stdio /run/haproxy/admin.sock").split()
+    assert not sh(CONTROLLER, "ls /etc/haproxy/conf.d").count(BACKEND)
+    assert json.loads(sh(NODES[0], "cat /etc/monoscape/ports.json"))["instances"] == {}
+    assert_nothing_left(NODES[0])
+    assert fingerprint(NODES[1]) == untouched
