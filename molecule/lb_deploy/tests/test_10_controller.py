@@ -53,7 +53,7 @@ def test_runtime_api_admin_socket_is_root_only_and_stats_socket_read_only(host):
     stats = host.file("/run/haproxy/stats.sock")
     assert stats.is_socket
     assert (stats.user, stats.group, stats.mode) == ("root", "haproxy-stats", 0o660)
-    # level user: statistics are read, a state change is refused
+    # level operator: statistics are read (with addresses), an admin command is refused
     assert "pxname" in host.check_output("echo 'show stat' | socat stdio /run/haproxy/stats.sock")
     refused = host.check_output("echo 'disable frontend monoscape-http' | socat stdio /run/haproxy/stats.sock")
     assert "Permission denied" in refused
