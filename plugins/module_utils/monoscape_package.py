@@ -39,6 +39,20 @@ DEFAULT_MAX_UNPACKED = 128 * 1024 * 1024  # its files once unpacked (real bytes)
 DEFAULT_MAX_RATIO = 100  # unpacked bytes per byte of package, overall
 DEFAULT_MAX_ENTRIES = 10_000
 
+# The limits as module options (documented by the monoscape.paas.package_limits doc fragment).
+LIMITS_ARGUMENT_SPEC = {
+    "max_bytes": {"type": "int", "default": DEFAULT_MAX_BYTES},
+    "max_entries": {"type": "int", "default": DEFAULT_MAX_ENTRIES},
+    "max_ratio": {"type": "int", "default": DEFAULT_MAX_RATIO},
+    "max_unpacked": {"type": "int", "default": DEFAULT_MAX_UNPACKED},
+}
+
+
+def limits(params: dict) -> dict:
+    """The limits of a module's parameters, as keyword arguments of inspect() and extract()."""
+    return {name: params[name] for name in LIMITS_ARGUMENT_SPEC}
+
+
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 CHUNK = 64 * 1024

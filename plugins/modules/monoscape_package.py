@@ -7,15 +7,13 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_RATIO,
-    DEFAULT_MAX_UNPACKED,
+    LIMITS_ARGUMENT_SPEC,
     PackageError,
     check_health_path,
     check_name,
     check_version,
     inspect,
+    limits,
 )
 
 DOCUMENTATION = r"""
@@ -47,6 +45,8 @@ description:
     It never changes anything.
 author:
   - Monoscape developers
+extends_documentation_fragment:
+  - monoscape.paas.package_limits
 options:
   app:
     description: App name, checked to be routable.
@@ -57,22 +57,6 @@ options:
       - Empty (the default) means the app's root URL, which needs no file.
     type: str
     default: ""
-  max_bytes:
-    description: Largest accepted package file, in bytes.
-    type: int
-    default: 67108864
-  max_entries:
-    description: Most entries (files and folders) a package may have.
-    type: int
-    default: 10000
-  max_ratio:
-    description: Largest accepted ratio of the unpacked size to the package's size, overall.
-    type: int
-    default: 100
-  max_unpacked:
-    description: Largest accepted total size of the package's files once unpacked, in bytes.
-    type: int
-    default: 134217728
   path:
     description: The package (zip file).
     type: path
@@ -171,10 +155,7 @@ def main():
         argument_spec={
             "app": {"type": "str"},
             "health_path": {"type": "str", "default": ""},
-            "max_bytes": {"type": "int", "default": DEFAULT_MAX_BYTES},
-            "max_entries": {"type": "int", "default": DEFAULT_MAX_ENTRIES},
-            "max_ratio": {"type": "int", "default": DEFAULT_MAX_RATIO},
-            "max_unpacked": {"type": "int", "default": DEFAULT_MAX_UNPACKED},
+            **LIMITS_ARGUMENT_SPEC,
             "path": {"type": "path", "required": True},
             "tenant": {"type": "str"},
             "version": {"type": "str"},
@@ -191,10 +172,7 @@ def main():
             result["version"] = check_version(p["version"])
         info = inspect(
             p["path"],
-            p["max_bytes"],
-            max_unpacked=p["max_unpacked"],
-            max_ratio=p["max_ratio"],
-            max_entries=p["max_entries"],
+            **limits(p),
             health_path=check_health_path(p["health_path"] or ""),
         )
     except PackageError as exc:

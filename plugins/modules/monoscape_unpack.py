@@ -7,12 +7,10 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_RATIO,
-    DEFAULT_MAX_UNPACKED,
+    LIMITS_ARGUMENT_SPEC,
     PackageError,
     extract,
+    limits,
 )
 
 DOCUMENTATION = r"""
@@ -38,6 +36,8 @@ description:
     zip declares.
 author:
   - Monoscape developers
+extends_documentation_fragment:
+  - monoscape.paas.package_limits
 options:
   dest:
     description:
@@ -45,22 +45,6 @@ options:
         unpacked into a new folder, the module fails when I(dest) exists).
     type: path
     required: true
-  max_bytes:
-    description: Largest accepted package file, in bytes.
-    type: int
-    default: 67108864
-  max_entries:
-    description: Most entries (files and folders) a package may have.
-    type: int
-    default: 10000
-  max_ratio:
-    description: Largest accepted ratio of the unpacked size to the package's size, overall.
-    type: int
-    default: 100
-  max_unpacked:
-    description: Largest total size of the package's files once unpacked, in bytes (real bytes are counted).
-    type: int
-    default: 134217728
   sha256:
     description: SHA-256 of the package, as recorded on the control node (the C(sha256) that
       monoscape.paas.monoscape_package returned). Another package is refused.
@@ -150,10 +134,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "dest": {"type": "path", "required": True},
-            "max_bytes": {"type": "int", "default": DEFAULT_MAX_BYTES},
-            "max_entries": {"type": "int", "default": DEFAULT_MAX_ENTRIES},
-            "max_ratio": {"type": "int", "default": DEFAULT_MAX_RATIO},
-            "max_unpacked": {"type": "int", "default": DEFAULT_MAX_UNPACKED},
+            **LIMITS_ARGUMENT_SPEC,
             "sha256": {"type": "str", "required": True},
             "src": {"type": "path", "required": True},
         },
@@ -165,10 +146,7 @@ def main():
             p["src"],
             p["dest"],
             p["sha256"],
-            p["max_bytes"],
-            max_unpacked=p["max_unpacked"],
-            max_ratio=p["max_ratio"],
-            max_entries=p["max_entries"],
+            **limits(p),
             check_only=module.check_mode,
         )
     except PackageError as exc:
