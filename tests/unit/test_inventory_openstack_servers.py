@@ -7,9 +7,8 @@ import os
 import pathlib
 import shlex
 import subprocess
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
@@ -17,6 +16,8 @@ import yaml
 from ansible.plugins.connection import ConnectionBase
 
 from ansible_collections.monoscape.paas.plugins.inventory import openstack_servers as plugin
+
+from .loopback_api import JsonHandler, endpoint, serving, token
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAGE = 2  # Nova's max_limit in the stand-in, so every project list is paged
@@ -148,35 +149,13 @@ class Cloud(ThreadingHTTPServer):
         self.base = f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body, headers=None):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_GET(self):
         cloud = self.server
         url = urlparse(self.path)
         cloud.requests.append(("GET", url.path))
         if url.path.rstrip("/") == "/v3":
-            self.reply(
-                200,
-                {
-                    "version": {
-                        "id": "v3.14",
-                        "status": "stable",
-                        "links": [{"rel": "self", "href": f"{cloud.base}/v3/"}],
-                    }
-                },
-            )
+            self.reply_identity_version()
             return
         if url.path == "/compute/v2.1/servers/detail":
             user = self.headers.get("X-Auth-Token", "").removeprefix("token-")
@@ -213,41 +192,15 @@ class Handler(BaseHTTPRequestHandler):
         if identity["password"] != GOOD:
             self.reply(401, {"error": {"code": 401, "message": "The request you have made requires authentication."}})
             return
-        token = {
-            "methods": ["password"],
-            "expires_at": "2099-01-01T00:00:00.000000Z",
-            "issued_at": "2026-01-01T00:00:00.000000Z",
-            "user": {"id": identity["name"], "name": identity["name"], "domain": {"id": "default", "name": "Default"}},
-            "project": {"id": "p1", "name": "p1", "domain": {"id": "default", "name": "Default"}},
-            "roles": [{"id": "r", "name": "member"}],
-            "catalog": [
-                {
-                    "type": "compute",
-                    "name": "nova",
-                    "id": "c",
-                    "endpoints": [
-                        {
-                            "id": "e",
-                            "interface": "public",
-                            "region": "RegionOne",
-                            "region_id": "RegionOne",
-                            "url": f"{cloud.base}/compute/v2.1",
-                        }
-                    ],
-                }
-            ],
-        }
-        self.reply(201, {"token": token}, {"X-Subject-Token": f"token-{identity['name']}"})
+        user = {"id": identity["name"], "name": identity["name"]}
+        body = token(user, "p1", "member", [endpoint("compute", "nova", f"{cloud.base}/compute/v2.1")])
+        self.reply(201, body, {"X-Subject-Token": f"token-{identity['name']}"})
 
 
 @pytest.fixture(scope="module")
 def cloud():
-    server_ = Cloud()
-    thread = threading.Thread(target=server_.serve_forever, daemon=True)
-    thread.start()
-    yield server_
-    server_.shutdown()
-    server_.server_close()
+    with serving(Cloud()) as server_:
+        yield server_
 
 
 @pytest.fixture

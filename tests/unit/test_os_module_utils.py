@@ -4,13 +4,11 @@ argument spec (what ansible-doc shows is what the module accepts)."""
 
 import ast
 import contextlib
-import json
 import os
 import pathlib
 import stat
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -20,6 +18,7 @@ from openstack import exceptions as sdk_exc
 from ansible_collections.monoscape.paas.plugins.module_utils import openstack as base
 from ansible_collections.monoscape.paas.plugins.modules import os_project
 
+from .loopback_api import JsonHandler, endpoint, serving, token
 from .os_fake_cloud import FakeCloud, Response, run_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -321,20 +320,7 @@ class HungCompute(ThreadingHTTPServer):
         self.requests = []
 
 
-class HungHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body, headers=None):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class HungHandler(JsonHandler):
     def do_GET(self):
         server = self.server
         server.requests.append(("GET", self.path))
@@ -346,54 +332,23 @@ class HungHandler(BaseHTTPRequestHandler):
                 else:
                     self.reply(200, {"keypairs": []})
             return
-        self.reply(
-            200,
-            {"version": {"id": "v3.14", "status": "stable", "links": [{"rel": "self", "href": f"{server.base}/v3/"}]}},
-        )
+        self.reply_identity_version()
 
     def do_POST(self):
         server = self.server
         server.requests.append(("POST", self.path))
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         catalog = [
-            {
-                "type": t,
-                "name": n,
-                "id": t,
-                "endpoints": [
-                    {
-                        "interface": "public",
-                        "region": "RegionOne",
-                        "region_id": "RegionOne",
-                        "url": f"{server.base}{path}",
-                        "id": f"{t}-public",
-                    }
-                ],
-            }
-            for t, n, path in (("identity", "keystone", "/v3"), ("compute", "nova", "/compute/v2.1"))
+            endpoint("identity", "keystone", f"{server.base}/v3"),
+            endpoint("compute", "nova", f"{server.base}/compute/v2.1"),
         ]
-        token = {
-            "token": {
-                "methods": ["password"],
-                "expires_at": "2099-01-01T00:00:00.000000Z",
-                "issued_at": "2026-01-01T00:00:00.000000Z",
-                "user": {"id": "u1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-                "project": {"id": "p1", "name": "admin", "domain": {"id": "default", "name": "Default"}},
-                "roles": [{"id": "r1", "name": "admin"}],
-                "catalog": catalog,
-            }
-        }
-        self.reply(201, token, {"X-Subject-Token": "token-1"})
+        self.reply(201, token({"id": "u1", "name": "admin"}, "admin", "admin", catalog), {"X-Subject-Token": "token-1"})
 
 
 @pytest.fixture
 def hung_cloud():
-    server = HungCompute()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(HungCompute()) as server:
+        yield server
 
 
 def test_a_hung_api_fails_in_api_timeout_naming_the_service(monkeypatch, hung_cloud):
