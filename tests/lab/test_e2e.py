@@ -392,10 +392,11 @@ class Neighbours:
     """What shares the deployment's project and is not the deployment's: two nodes of
     another deployment (metadata and tag monoscape_deployment=<other>) and 50
     untagged servers, all in the fake zone on a network of their own. Nothing the
-    deployment's runbooks do may touch them."""
+    deployment's runbooks do may touch them. They are made by the tenant user and read
+    and removed by the admin (across projects): teardown deletes the tenant user."""
 
-    def __init__(self, conn, name):
-        self.conn = conn
+    def __init__(self, conn, admin, name):
+        self.conn, self.admin = conn, admin
         self.other = f"{name}-other"
         self.network = conn.network.create_network(name=f"{name}-neighbours")
         conn.network.create_subnet(
@@ -429,7 +430,7 @@ class Neighbours:
         self.before = self.snapshot()
 
     def servers(self):
-        return [s for s in self.conn.compute.servers(details=True) if s.id in self.ids]
+        return [s for s in self.admin.compute.servers(details=True, all_projects=True) if s.id in self.ids]
 
     def snapshot(self):
         """{id: (name, status, metadata, tags)} of the neighbours that exist."""
@@ -440,15 +441,15 @@ class Neighbours:
 
     def remove(self):
         for server_id in self.ids:
-            self.conn.compute.delete_server(server_id, ignore_missing=True)
-        for server_id in self.ids:
-            self.conn.compute.wait_for_delete(self.conn.compute.get_server(server_id), wait=300)
-        self.conn.network.delete_network(self.network, ignore_missing=True)
+            self.admin.compute.delete_server(server_id, ignore_missing=True)
+        for server in self.servers():
+            self.admin.compute.wait_for_delete(server, wait=300)
+        self.admin.network.delete_network(self.network, ignore_missing=True)
 
 
 @pytest.fixture(scope="module")
-def neighbours(deployment, tenant):
-    return Neighbours(tenant, deployment.name)
+def neighbours(deployment, tenant, admin):
+    return Neighbours(tenant, admin, deployment.name)
 
 
 def test_second_site_run_changes_nothing(deployment, neighbours):

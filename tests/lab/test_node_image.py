@@ -168,6 +168,8 @@ class DeploymentEnv:
             security_groups=[{"name": bastion_group.name}],
             key_name=self.keypair,
             metadata={"monoscape_deployment": self.name, "monoscape_role": "controller"},
+            # as the bundle makes it: the inventory plugin asks Nova for this tag
+            tags=[f"monoscape_deployment={self.name}"],
         )
         self.bastion = self.conn.compute.wait_for_server(bastion, interval=0.5, wait=180)
         project.floating_ip(self.bastion, external)
@@ -279,6 +281,7 @@ def serve_sample_app(build, image, tmp_path):
         security_groups=[{"name": env.node_group.name}],
         availability_zone="nova",
         metadata={"monoscape_deployment": env.name, "monoscape_role": "node"},
+        tags=[f"monoscape_deployment={env.name}"],
     )
     server = conn.compute.wait_for_server(server, wait=180)
     ip = next(a["addr"] for addrs in server.addresses.values() for a in addrs if a["version"] == 4)
