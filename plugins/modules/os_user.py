@@ -10,6 +10,8 @@ description:
   - With O(update_password=always) the password is checked by authenticating as the user, so the task
     reports a change only when the password really differs (Keystone never returns passwords).
   - Check mode and C(--diff) supported; the password never appears in results or diffs.
+  - Prefer O(password_file) to O(password) - ansible-core writes a module's arguments to the
+    C(-vvv) output (and, unless C(no_target_syslog), the system log) before the module can mask them.
   - Needs an account allowed to manage users (the C(admin) role).
 version_added: 0.1.0
 author: Monoscape developers
@@ -43,8 +45,19 @@ options:
     required: true
   password:
     description:
-      - The user's password. Required to create a user that can log in.
+      - The user's password. Required (or O(password_file)) to create a user that can log in.
+      - Mutually exclusive with O(password_file).
     type: str
+  password_file:
+    description:
+      - Path, on the host the module runs on (the control node), of a file holding the user's
+        password (the file's whole content, without a trailing newline). The password is read by
+        the module and is never an argument of the task.
+      - In check mode a file that does not exist yet means a password would be set; otherwise a
+        missing or empty file fails the task and changes nothing.
+      - Mutually exclusive with O(password).
+    type: path
+    version_added: 0.4.0
   state:
     description:
       - C(present) creates or updates the user, C(absent) deletes it.
@@ -53,8 +66,8 @@ options:
     default: present
   update_password:
     description:
-      - C(on_create) sets O(password) only when the user is created.
-      - C(always) also makes an existing user's password equal to O(password); it is verified by
+      - C(on_create) sets the password (O(password) or O(password_file)) only when the user is created.
+      - C(always) also makes an existing user's password equal to it; it is verified by
         authenticating as the user first, and set only when that fails (a disabled user is always set).
     type: str
     choices: [always, on_create]
@@ -78,6 +91,14 @@ EXAMPLES = r"""
     default_project: acme
     email: ops@acme.example
   no_log: true
+
+- name: The same, the password read from a 0600 file on the control node (never a task argument)
+  monoscape.paas.os_user:
+    cloud: monoscape-admin
+    name: acme-paas
+    password_file: /etc/monoscape/acme/password
+    update_password: always
+    default_project: acme
 
 - name: The user is gone
   monoscape.paas.os_user:
@@ -131,6 +152,9 @@ from typing import ClassVar
 
 from ansible_collections.monoscape.paas.plugins.module_utils.openstack import OpenStackModule, check_text
 
+# check mode, password file not written yet: a password would be set
+PENDING = object()
+
 FIELDS = ("id", "name", "domain_id", "default_project_id", "description", "email", "is_enabled")
 
 
@@ -149,10 +173,34 @@ class UserModule(OpenStackModule):
         "enabled": {"type": "bool", "default": True},
         "name": {"type": "str", "required": True},
         "password": {"type": "str", "no_log": True},
+        "password_file": {"type": "path", "no_log": False},
         "state": {"type": "str", "default": "present", "choices": ["absent", "present"]},
         "update_password": {"type": "str", "default": "on_create", "choices": ["always", "on_create"], "no_log": False},
     }
-    module_kwargs: ClassVar[dict] = {"required_if": [("update_password", "always", ["password"])]}
+    module_kwargs: ClassVar[dict] = {
+        "mutually_exclusive": [("password", "password_file")],
+        "required_if": [("update_password", "always", ("password", "password_file"), True)],
+    }
+
+    def password(self):
+        """The password to set: O(password), or the content of O(password_file); None when
+        neither is given. In check mode a password file that does not exist yet gives
+        PENDING (a password would be set)."""
+        path = self.params["password_file"]
+        if path is None:
+            return self.params["password"]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                password = handle.read().rstrip("\n")
+        except FileNotFoundError:
+            if self.check_mode:
+                return PENDING
+            self.fail(f"password_file {path} does not exist: write the user's password there (0600); nothing was changed")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.fail(f"password_file {path} cannot be read ({exc}); nothing was changed")
+        if not password:
+            self.fail(f"password_file {path} is empty: write the user's password there; nothing was changed")
+        return password
 
     def password_works(self, user_id, password):
         """True if Keystone accepts ``password`` for the user (an unscoped token)."""
@@ -199,11 +247,11 @@ class UserModule(OpenStackModule):
 
     def create(self, name, domain_id, wanted):
         identity = self.conn.identity
-        password = self.params["password"]
+        password = self.password()
         after = dict(dict.fromkeys(FIELDS), id="", name=name, domain_id=domain_id, **wanted)
         if not self.check_mode:
             attrs = dict(wanted, name=name, domain_id=domain_id)
-            if password is not None:
+            if password is not None:  # never PENDING: that is check mode only
                 attrs["password"] = password
             created = self.call(
                 identity.create_user,
@@ -220,14 +268,17 @@ class UserModule(OpenStackModule):
         after = dict(before, **update)
         # Keystone never returns passwords: check it by logging in as the user
         verify = self.params["update_password"] == "always"  # noqa: S105 - an option choice, not a password
-        password_changed = verify and not (user.is_enabled and self.password_works(user.id, self.params["password"]))
-        if password_changed:
-            update["password"] = self.params["password"]
+        password = self.password() if verify else None
+        password_changed = verify and (
+            password is PENDING or not (user.is_enabled and self.password_works(user.id, password))
+        )
+        if password_changed and password is not PENDING:  # PENDING: check mode, no file yet
+            update["password"] = password
         if update and not self.check_mode:
             after = view(self.call(self.conn.identity.update_user, user.id, **update))
         diff_after = dict(after, password_changed=True) if password_changed else after
         return {
-            "changed": bool(update),
+            "changed": bool(update) or password_changed,
             "user": after,
             "password_changed": password_changed,
             "before": before,

@@ -124,6 +124,57 @@ def test_user_update_password_always_is_verified_by_logging_in(run, cloud, monke
     assert cloud.identity.find_user("u1").password == PASSWORD_2
 
 
+def test_user_password_file_is_read_by_the_module_not_passed(run, cloud, tmp_path, monkeypatch):
+    """password_file: the module reads the password (trailing newline dropped); the task's
+    arguments and results never hold it; update_password=always verifies against it."""
+    monkeypatch.setattr(os_user.UserModule, "password_works", lambda self, uid, pw: pw == cloud.identity.find_user("u1").password)
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    secret.chmod(0o600)
+    args = {"name": "u1", "password_file": str(secret), "update_password": "always"}
+    first, second = assert_idempotent(run, cloud, os_user, args)
+    assert cloud.identity.find_user("u1").password == PASSWORD
+    assert first["password_changed"] and not second["password_changed"]
+    assert PASSWORD not in repr(first) + repr(second)
+    secret.write_text(PASSWORD_2)
+    changed = run(os_user, args)
+    assert changed["changed"] and changed["password_changed"]
+    assert cloud.identity.find_user("u1").password == PASSWORD_2
+    assert PASSWORD_2 not in repr(changed)
+
+
+def test_user_password_file_not_written_yet_in_check_mode(run, cloud, tmp_path, monkeypatch):
+    """Check mode before the file exists (tenant.yml --check on a new deployment): a new
+    user, or a password set on an existing one, is predicted; nothing changes."""
+    monkeypatch.setattr(os_user.UserModule, "password_works", lambda self, uid, pw: True)
+    args = {"name": "u1", "password_file": str(tmp_path / "password"), "update_password": "always"}
+    created = assert_check_mode_changes_nothing(run, cloud, os_user, args)
+    assert created["password_changed"]
+    run(os_user, {"name": "u1", "password": PASSWORD})
+    cloud.calls.clear()
+    existing = assert_check_mode_changes_nothing(run, cloud, os_user, args)
+    assert existing["password_changed"]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(None, "does not exist: write the user's password there"), ("", "is empty"), ("\n", "is empty")],
+)
+def test_user_password_file_missing_or_empty_is_refused(run, cloud, tmp_path, content, says):
+    secret = tmp_path / "password"
+    if content is not None:
+        secret.write_text(content)
+    result = assert_refused(run, cloud, os_user, {"name": "u1", "password_file": str(secret)}, f"password_file {secret} {says}")
+    assert "nothing was changed" in result["msg"]
+
+
+def test_user_password_and_password_file_are_exclusive(run, cloud, tmp_path):
+    assert_refused(
+        run, cloud, os_user, {"name": "u1", "password": PASSWORD, "password_file": str(tmp_path / "p")}, "mutually exclusive"
+    )
+    assert_refused(run, cloud, os_user, {"name": "u1", "update_password": "always"}, "password, password_file")
+
+
 def test_user_unknown_default_project(run, cloud):
     assert_refused(run, cloud, os_user, {"name": "u1", "default_project": "nope"}, "unknown project 'nope'")
 
