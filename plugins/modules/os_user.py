@@ -195,7 +195,9 @@ class UserModule(OpenStackModule):
         except FileNotFoundError:
             if self.check_mode:
                 return PENDING
-            self.fail(f"password_file {path} does not exist: write the user's password there (0600); nothing was changed")
+            self.fail(
+                f"password_file {path} does not exist: write the user's password there (0600); nothing was changed"
+            )
         except (OSError, UnicodeDecodeError) as exc:
             self.fail(f"password_file {path} cannot be read ({exc}); nothing was changed")
         if not password:

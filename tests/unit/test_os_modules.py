@@ -127,7 +127,9 @@ def test_user_update_password_always_is_verified_by_logging_in(run, cloud, monke
 def test_user_password_file_is_read_by_the_module_not_passed(run, cloud, tmp_path, monkeypatch):
     """password_file: the module reads the password (trailing newline dropped); the task's
     arguments and results never hold it; update_password=always verifies against it."""
-    monkeypatch.setattr(os_user.UserModule, "password_works", lambda self, uid, pw: pw == cloud.identity.find_user("u1").password)
+    monkeypatch.setattr(
+        os_user.UserModule, "password_works", lambda self, uid, pw: pw == cloud.identity.find_user("u1").password
+    )
     secret = tmp_path / "password"
     secret.write_text(PASSWORD + "\n")
     secret.chmod(0o600)
@@ -164,13 +166,19 @@ def test_user_password_file_missing_or_empty_is_refused(run, cloud, tmp_path, co
     secret = tmp_path / "password"
     if content is not None:
         secret.write_text(content)
-    result = assert_refused(run, cloud, os_user, {"name": "u1", "password_file": str(secret)}, f"password_file {secret} {says}")
+    result = assert_refused(
+        run, cloud, os_user, {"name": "u1", "password_file": str(secret)}, f"password_file {secret} {says}"
+    )
     assert "nothing was changed" in result["msg"]
 
 
 def test_user_password_and_password_file_are_exclusive(run, cloud, tmp_path):
     assert_refused(
-        run, cloud, os_user, {"name": "u1", "password": PASSWORD, "password_file": str(tmp_path / "p")}, "mutually exclusive"
+        run,
+        cloud,
+        os_user,
+        {"name": "u1", "password": PASSWORD, "password_file": str(tmp_path / "p")},
+        "mutually exclusive",
     )
     assert_refused(run, cloud, os_user, {"name": "u1", "update_password": "always"}, "password, password_file")
 
