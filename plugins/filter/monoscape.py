@@ -2,7 +2,15 @@
 # Apache-2.0 (see galaxy.yml)
 """Filters of the Monoscape bundle's playbooks (documented in <name>.yml)."""
 
+import hashlib
+import re
+
 from ansible.errors import AnsibleFilterError
+
+# tenant and app names (module_utils/monoscape_package.py NAME_RE)
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ACCOUNT_PREFIX = "ms-"
+ACCOUNT_HASH_CHARS = 16
 
 
 def _text(value):
@@ -42,6 +50,21 @@ def monoscape_table(rows, columns, title=None):
     return lines
 
 
+def monoscape_app_account(tenant, app):
+    """The system account (user and group) an app's instances run as on a node: one per
+    (tenant, app), ``ms-`` and 16 hex digits of SHA-256 over ``<tenant>/<app>``. A hash,
+    because names of up to 63 characters each do not fit Linux's 32, and because joining
+    them would not be one-to-one (``a-b``/``c`` and ``a``/``b-c``)."""
+    for what, value in (("tenant", tenant), ("app", app)):
+        if not isinstance(value, str) or not _NAME.fullmatch(value):
+            raise AnsibleFilterError(
+                f"monoscape_app_account: {what} {value!r} is not a tenant or app name"
+                " (1-63 of a-z 0-9 _ -, starting with a letter or digit)"
+            )
+    digest = hashlib.sha256(f"{tenant}/{app}".encode()).hexdigest()
+    return ACCOUNT_PREFIX + digest[:ACCOUNT_HASH_CHARS]
+
+
 class FilterModule:
     def filters(self):
-        return {"monoscape_table": monoscape_table}
+        return {"monoscape_app_account": monoscape_app_account, "monoscape_table": monoscape_table}
