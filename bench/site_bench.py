@@ -1,7 +1,8 @@
 """Re-run cost in a shared project (`make bench-site`; a measurement, not a test).
 
-The demo deployment on the lab (made first when it is not there), then, in one run
-and interleaved, the no-op `site.yml` and `status.yml`:
+The demo deployment on the lab (made first when it is not there), then, in one run,
+the no-op `site.yml` and `status.yml` (alternating, --reps times each), first with
+the project as it is, then with the other servers added:
 
   none    the project holds only the deployment's servers
   300     the same project also holds 300 servers without Monoscape metadata
