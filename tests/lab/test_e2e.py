@@ -26,6 +26,7 @@ import pathlib
 import re
 import secrets
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -212,17 +213,28 @@ def connects(address, port, timeout=2):
     return True
 
 
-def get(url, timeout=10):
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - the lab's own http URL
+def get(url, timeout=10, context=None):
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310 - the lab's own URL
         return response.status, response.read().decode()
+
+
+def app_url(deployment, admin, path="/demo/hello/"):
+    """The sample app as its users reach it: HTTPS on the controller's floating IP."""
+    return f"https://{controller_ip(admin, deployment.name)}{path}"
+
+
+def tls(deployment):
+    """Trust the deployment's self-signed load-balancer certificate (and nothing else), as
+    its operator does: tls/lb-ca.pem in its state folder; the address is checked too."""
+    return ssl.create_default_context(cafile=str(deployment.state / "tls" / "lb-ca.pem"))
 
 
 class RequestStream:
     """GET the app through the load balancer in a loop from a thread; counts
     failures (non-200 or connection errors) and the hosts that answered."""
 
-    def __init__(self, url):
-        self.url = url
+    def __init__(self, url, context=None):
+        self.url, self.context = url, context
         self.ok = 0
         self.failures = []
         self.hosts = set()
@@ -232,7 +244,7 @@ class RequestStream:
     def _loop(self):
         while not self._stop.is_set():
             try:
-                status, body = get(self.url, timeout=15)
+                status, body = get(self.url, timeout=15, context=self.context)
                 if status == 200 and "Hello from Monoscape" in body:
                     self.ok += 1
                     self.hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
@@ -274,7 +286,7 @@ def test_site_builds_the_paas_and_serves_the_app(deployment, admin):
     assert rc == 0, tail(output, 80)
     assert len(servers(admin, deployment.name, "node")) == 2
     nonce = secrets.token_hex(8)
-    status, body = get(f"http://{controller_ip(admin, deployment.name)}/demo/hello/?q={nonce}")
+    status, body = get(app_url(deployment, admin, f"/demo/hello/?q={nonce}"), context=tls(deployment))
     assert status == 200
     assert "version: 1.0.0" in body
     assert f"sha256(q): {hashlib.sha256(nonce.encode()).hexdigest()}" in body
@@ -303,13 +315,16 @@ def test_dashboard_shows_nodes_apps_and_backends(deployment, admin):
 
 
 def test_only_the_load_balancer_is_public(deployment, admin, lab_outsider):
-    """The operator's view, from outside the cloud: the floating IP answers on 80 for
-    anyone; the dashboard and SSH for the operator's address only; no fixed address
+    """The operator's view, from outside the cloud: the floating IP answers on 80 and 443
+    for anyone; the dashboard and SSH for the operator's address only; no fixed address
     of the deployment answers at all."""
     ip = controller_ip(admin, deployment.name)
-    for port in (80, 8080, 22):
+    for port in (80, 443, 8080, 22):
         assert connects(ip, port), f"the operator reaches {ip}:{port}"
     assert lab_outsider.connects(ip, 80), "the load balancer is public"
+    assert lab_outsider.connects(ip, 443), "the load balancer is public (HTTPS)"
+    # plain HTTP still serves the app (no redirect by default): same content as HTTPS
+    assert "version: " in get(f"http://{ip}/demo/hello/")[1]
     assert not lab_outsider.connects(ip, 8080), "the dashboard answers the operator CIDR only"
     assert not lab_outsider.connects(ip, 22), "SSH answers the operator CIDR only"
     for server in servers(admin, deployment.name):
@@ -592,13 +607,13 @@ def test_a_changed_host_key_stops_the_run_until_repinned(deployment, admin, tena
     assert rc == 0, tail(output)
     rc, output, _ = deployment.run("site-after-rebuild", runbook("site"))
     assert rc == 0, tail(output, 80)
-    _, body = get(f"http://{controller_ip(admin, deployment.name)}/demo/hello/")
+    _, body = get(app_url(deployment, admin), context=tls(deployment))
     assert "version: 1.0.0" in body
 
 
 def test_scale_out_to_three_nodes(deployment, admin, neighbours):
-    url = f"http://{controller_ip(admin, deployment.name)}/demo/hello/"
-    with RequestStream(url) as stream:
+    url, context = app_url(deployment, admin), tls(deployment)
+    with RequestStream(url, context) as stream:
         rc, output, _ = deployment.run("scale-out", runbook("scale"), COUNT=3)
     assert rc == 0, tail(output, 80)
     assert stream.failures == [], stream.failures[:10]
@@ -606,14 +621,14 @@ def test_scale_out_to_three_nodes(deployment, admin, neighbours):
     assert neighbours.untouched(), "scale-out touched servers that are not the deployment's"
     hosts = set()
     for _ in range(30):
-        _, body = get(url)
+        _, body = get(url, context=context)
         hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
     assert len(hosts) == 3, f"the load balancer reached {hosts}"
 
 
 def test_scale_in_to_two_nodes_drains_without_failures(deployment, admin, neighbours):
-    url = f"http://{controller_ip(admin, deployment.name)}/demo/hello/"
-    with RequestStream(url) as stream:
+    url, context = app_url(deployment, admin), tls(deployment)
+    with RequestStream(url, context) as stream:
         rc, output, _ = deployment.run("scale-in", runbook("scale"), COUNT=2)
     assert rc == 0, tail(output, 80)
     assert stream.failures == [], stream.failures[:10]
@@ -652,7 +667,7 @@ def test_recover_after_the_lab_restarts(deployment, admin):
     assert rc == 0, tail(output, 80)
     hosts = recap(output)
     assert hosts and all(counts[1] == 0 for counts in hosts.values()), f"site.yml after the restart: {hosts}"
-    status, body = get(f"http://{controller_ip(admin, deployment.name)}/demo/hello/")
+    status, body = get(app_url(deployment, admin), context=tls(deployment))
     assert status == 200
     assert "version: 1.0.0" in body
 

@@ -3,8 +3,13 @@ fragments that validates, the Runtime API admin socket for root only and a read-
 statistics page on the loopback, Monoscape's routing and error pages, and app
 membership persisted so that a reload keeps it."""
 
+import http.client
+import os
+import pathlib
 import re
+import ssl
 
+import pytest
 from conftest import (
     BACKEND,
     CONTROLLER,
@@ -73,6 +78,44 @@ def test_statistics_page_on_the_loopback_only(host):
 
 def test_public_frontend_listens(host):
     assert host.socket(f"tcp://0.0.0.0:{VARS['lb_deploy_http_port']}").is_listening
+
+
+def https_get(path, context):
+    conn = http.client.HTTPSConnection(address(CONTROLLER), VARS["lb_deploy_https_port"], timeout=10, context=context)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_https_serves_the_app_with_the_deployment_certificate():
+    """HTTPS on the frontend, verified the strict way: against the scenario's self-signed
+    certificate (converge.yml), for the controller's address (IP subject alternative name)."""
+    ca = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lb-ca.pem"
+    context = ssl.create_default_context(cafile=str(ca))
+    status, body = https_get(PREFIX, context)
+    assert status == 200, body
+    assert f"version: {VARS['lb_deploy_first_version']}" in body
+    # a client that does not trust it refuses it
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"self[- ]signed certificate"):
+        https_get(PREFIX, ssl.create_default_context())
+    # TLS below 1.2: a client that offers only TLS 1.1 gets the server's protocol_version alert
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(str(ca))
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")  # the client itself may offer TLS 1.1
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises(ssl.SSLError) as refused:
+        https_get(PREFIX, old)
+    assert refused.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION", refused.value
+
+
+def test_certificate_key_is_root_only(host):
+    pem = host.file("/etc/haproxy/certs/monoscape.pem")
+    assert (pem.user, pem.group, pem.mode) == ("root", "root", 0o600)
+    assert (host.file("/etc/haproxy/certs").mode, host.file("/etc/haproxy/certs").user) == (0o700, "root")
+    assert host.socket(f"tcp://0.0.0.0:{VARS['lb_deploy_https_port']}").is_listening
 
 
 def test_unknown_app_gets_the_404_page():
