@@ -29,6 +29,6 @@ hostvars = inventory.get("_meta", {}).get("hostvars", {})
 name = (inventory.get("monoscape_controller", {}).get("hosts") or [""])[0]
 controller = plain(hostvars.get(name, {}).get("ansible_host", ""))
 for app in hostvars.get("localhost", {}).get("monoscape_apps", []):
-    print("demo: app        http://%s/%s/%s/" % (controller, app["tenant"], app["app"]))
+    print("demo: app        https://%s/%s/%s/  (curl --cacert ~/.config/monoscape/monoscape/tls/lb-ca.pem; http:// too)" % (controller, app["tenant"], app["app"]))
 print("demo: dashboard  http://%s:8080/" % controller)'
 echo "demo: status     ansible-playbook playbooks/status.yml;  teardown: ansible-playbook playbooks/teardown.yml"
