@@ -133,7 +133,9 @@ def main():
     env.setdefault("CONTAINERS_CONF", str(pathlib.Path("~/.cache/monoscape/containers.conf").expanduser()))
     log("site.yml once (makes the demo deployment, or checks it is there)")
     playbook("site.yml", env)
-    admin = openstack.connect(cloud=env["OS_CLOUD"])
+    # the lab's admin from the lab's clouds.yaml (this process's environment does not name it)
+    lab_config = openstack.config.OpenStackConfig(config_files=[env["OS_CLIENT_CONFIG_FILE"]])
+    admin = openstack.connection.Connection(config=lab_config.get_one(cloud=env["OS_CLOUD"]))
     others = Others(admin, tenant_connection(), args.servers)
     others.delete()  # a kept set from an earlier run is measured with, not before
     times, changes = {}, []
