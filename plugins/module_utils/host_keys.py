@@ -40,10 +40,10 @@ import base64
 import binascii
 import dataclasses
 import hashlib
-import os
 import re
 import struct
-import tempfile
+
+from ansible_collections.monoscape.paas.plugins.module_utils.locking import write_private
 
 HEADER = (
     "# managed by monoscape.paas.os_known_hosts: SSH host keys read from each server's console log"
@@ -306,18 +306,5 @@ def read_known_hosts(path):
 
 
 def write_known_hosts(path, text):
-    """Write ``text`` to ``path`` atomically (a temporary file in the same folder,
-    mode 0600, flushed to disk, then renamed over the file)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".known_hosts.", dir=folder)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    """Write ``text`` to ``path`` atomically (0600, flushed, renamed over the file)."""
+    write_private(path, text)

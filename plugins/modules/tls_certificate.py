@@ -109,9 +109,10 @@ import datetime
 import ipaddress
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.monoscape.paas.plugins.module_utils.locking import write_private
 
 try:
     from cryptography import x509
@@ -253,19 +254,7 @@ def write(path, certificate, key):
     pem = certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_private(path, pem)
 
 
 def describe(certificate):

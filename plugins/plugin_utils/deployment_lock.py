@@ -21,11 +21,10 @@ import json
 import os
 import pwd
 import socket
-import tempfile
 import time
 import typing
 
-from ansible_collections.monoscape.paas.plugins.module_utils.locking import locked
+from ansible_collections.monoscape.paas.plugins.module_utils.locking import locked, write_private
 
 FORMAT = 1
 POLL = 1.0  # seconds between two looks at a lock held by another run
@@ -211,18 +210,7 @@ def read(path):
 
 def write(path, record):
     """Replace the lock file atomically (0600 temporary file in the same folder, renamed)."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_private(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def held_message(path, holder, reason, alive, waited):

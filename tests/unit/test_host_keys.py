@@ -282,7 +282,7 @@ def test_failed_write_leaves_the_file_and_no_temporary(tmp_path, monkeypatch):
     def broken(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(host_keys.os, "replace", broken)
+    monkeypatch.setattr(os, "replace", broken)  # the shared atomic writer (module_utils/locking.py)
     with pytest.raises(OSError, match="No space"):
         write_known_hosts(str(path), "new\n")
     assert path.read_text() == "old\n"
