@@ -53,19 +53,57 @@ class HAProxyError(Exception):
     """Something the caller must fix; the message says what."""
 
 
+# server keywords the module sets itself, with the number of values each takes
+MANAGED_KEYWORDS = {"weight": 1, "check": 0, "inter": 1, "fall": 1, "rise": 1, "disabled": 0, "enabled": 0}
+
+
 @dataclass
 class CheckSettings:
-    """Health-check options of a server line (``check inter 2s fall 2 rise 1``)."""
+    """Health-check options of a server line (``check inter 2s fall 2 rise 1``), then
+    the backend's other server keywords (``options``: its ``default-server`` line,
+    e.g. ``fastinter 500ms observe layer4 on-error mark-down slowstart 5s``)."""
 
     enabled: bool = True
     inter: str = "2s"
     fall: int = 2
     rise: int = 1
+    options: tuple[str, ...] = ()
 
     def words(self) -> list[str]:
-        if not self.enabled:
-            return []
-        return ["check", "inter", self.inter, "fall", str(self.fall), "rise", str(self.rise)]
+        checks = ["check", "inter", self.inter, "fall", str(self.fall), "rise", str(self.rise)] if self.enabled else []
+        return checks + list(self.options)
+
+
+def strip_managed(words: list[str]) -> tuple[str, ...]:
+    """``words`` of a server or default-server line without the keywords the module
+    sets itself (weight, check, inter, fall, rise, disabled, enabled) and their values."""
+    kept: list[str] = []
+    index = 0
+    while index < len(words):
+        arity = MANAGED_KEYWORDS.get(words[index])
+        if arity is None:
+            kept.append(words[index])
+            index += 1
+        else:
+            index += 1 + arity
+    return tuple(kept)
+
+
+def default_server_options(text: str, backend: str) -> tuple[str, ...]:
+    """Keywords of the ``default-server`` line(s) of section ``backend <backend>`` in
+    ``text``, less those the module manages. HAProxy applies default-server only to
+    the servers of its configuration files, not to servers added at run time: the
+    module passes them itself, so both kinds of server get the same settings."""
+    words: list[str] = []
+    inside = False
+    for row in text.splitlines():
+        section = SECTION_RE.match(row)
+        if section:
+            inside = section.group(1) == "backend" and section.group(2) == backend
+            continue
+        if inside and row.split("#", 1)[0].split()[:1] == ["default-server"]:
+            words.extend(row.split("#", 1)[0].split()[1:])
+    return strip_managed(words)
 
 
 @dataclass
@@ -344,7 +382,7 @@ def parse_block(text: str) -> dict[str, dict]:
             continue
         opts = match.group("opts").split()
         address, _, port = match.group("addr").removeprefix("ipv6@").rpartition(":")
-        check = CheckSettings(enabled="check" in opts)
+        check = CheckSettings(enabled="check" in opts, options=strip_managed(opts))
         for key in ("inter", "fall", "rise"):
             if key in opts and opts.index(key) + 1 < len(opts):
                 value = opts[opts.index(key) + 1]

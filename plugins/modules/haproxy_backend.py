@@ -18,6 +18,7 @@ from ansible_collections.monoscape.paas.plugins.module_utils.haproxy_runtime imp
     Server,
     check_address,
     check_name,
+    default_server_options,
     parse_block,
     parse_time,
     render_config,
@@ -42,6 +43,13 @@ description:
   - The C(enabled) keyword is never used on C(add server) (on HAProxy 2.6 such a server looks UP but gets
     no traffic, and deleting it corrupts the backend).
   - Servers not listed are left alone unless I(purge=true).
+  - HAProxy applies a backend's C(default-server) line only to the servers of its configuration files, not
+    to servers added at run time. The module reads the C(default-server) keywords of the backend's section in
+    I(config_file) (failover settings such as C(fastinter), C(downinter), C(observe), C(error-limit),
+    C(on-error), C(on-marked-down), C(slowstart)) and gives them to every server it adds, and writes them on
+    the persisted server lines. C(weight), C(check), C(inter), C(fall) and C(rise) come from the module's own
+    options. A server running with other keywords than the current ones is drained, deleted and added again,
+    as for changed check settings.
   - Several tasks may run at once against the same load balancer, e.g. nodes of a rolling batch
     delegating to it. Writes to the fragment are serialised with a lock on its folder, and each write
     reflects what HAProxy runs at that moment.
@@ -211,6 +219,14 @@ haproxy_version:
   returned: always
   type: str
   sample: 2.6.12-1+deb12u4
+server_options:
+  description:
+    - Keywords of the backend's C(default-server) line given to the servers the module adds (see the
+      description), less those set by the module's own options.
+  returned: always
+  type: list
+  elements: str
+  sample: [fastinter, 500ms, downinter, 1s, observe, layer4, error-limit, "3", on-error, mark-down]
 servers:
   description: Every server of the backend after the run (predicted in check mode), sorted by name.
   returned: always
@@ -534,6 +550,7 @@ def run(module: AnsibleModule) -> dict:
     job = BackendMembership(module, api)
     current = api.wait_backend(job.backend, float(p["timeout"]))
     text = read_file(job.config_file)
+    job.check.options = default_server_options(text, job.backend)
     persisted = parse_block(text)
     steps = job.plan(current, persisted)
 
@@ -542,6 +559,7 @@ def run(module: AnsibleModule) -> dict:
     result = {
         "backend": job.backend,
         "haproxy_version": version,
+        "server_options": list(job.check.options),
         "changed": bool(steps) or candidate != text,
         "config_changed": candidate != text,
     }

@@ -251,6 +251,42 @@ def test_servers_the_task_does_not_manage_keep_their_persisted_line(capsys, lb, 
     assert "server n2 10.0.0.12:9081 weight 10 check inter 2s fall 2 rise 1" in text
 
 
+FAILOVER = "fastinter 500ms downinter 1s observe layer4 error-limit 3 on-error mark-down slowstart 5s"
+
+
+def test_default_server_keywords_go_to_added_servers_and_their_lines(capsys, lb, fragment):
+    """HAProxy applies default-server to servers of the files only: the module passes
+    the backend's keywords on `add server` itself (less weight/check/inter/fall/rise)."""
+    fragment.write_text(HEADER + f"    default-server inter 9s {FAILOVER}  # failover\n")
+    result = run(capsys, lb, fragment, servers=[srv("n1")])
+    assert result["rc"] == 0, result
+    assert result["server_options"] == FAILOVER.split()
+    assert f"add server {BACKEND}/n1 10.0.0.11:9081 weight 10 check inter 2s fall 2 rise 1 {FAILOVER}" in lb.writes()
+    assert f"server n1 10.0.0.11:9081 weight 10 check inter 2s fall 2 rise 1 {FAILOVER}" in fragment.read_text()
+    lb.commands.clear()
+    again = run(capsys, lb, fragment, servers=[srv("n1")])
+    assert again["rc"] == 0 and not again["changed"] and lb.writes() == [], again
+
+
+def test_changed_default_server_keywords_recreate_the_servers(capsys, lb, fragment):
+    run(capsys, lb, fragment, servers=[srv("n1")])
+    lb.commands.clear()
+    text = fragment.read_text().replace(HEADER, HEADER + f"    default-server {FAILOVER}\n")
+    fragment.write_text(text)
+    result = run(capsys, lb, fragment, servers=[srv("n1")])
+    assert result["rc"] == 0, result
+    writes = lb.writes()
+    assert writes.index(f"del server {BACKEND}/n1") < writes.index(
+        f"add server {BACKEND}/n1 10.0.0.11:9081 weight 10 check inter 2s fall 2 rise 1 {FAILOVER}"
+    )
+
+
+def test_default_server_of_another_section_is_ignored():
+    text = f"backend other\n    default-server slowstart 9s\n{HEADER}    default-server observe layer4 weight 5 check\n"
+    assert hr.default_server_options(text, BACKEND) == ("observe", "layer4")
+    assert hr.default_server_options(text, "other") == ("slowstart", "9s")
+
+
 def test_refuses_too_old_haproxy(capsys, tmp_path, fragment):
     with FakeHAProxy(str(tmp_path / "old.sock"), version="2.4.22-0+deb12u1") as old:
         result = run(capsys, old, fragment, servers=[srv("n1")])

@@ -138,7 +138,8 @@ def fingerprint(host: str) -> str:
 class Stream:
     """A steady stream of GET <prefix>?q=<nonce> through the load balancer from
     several threads (keep-alive connections); every answer must be 200 with
-    sha256(nonce) in it. Counts answers per version and host."""
+    sha256(nonce) in it. Counts answers per version and host, and times every
+    request (latency percentiles, the slowest)."""
 
     def __init__(self, threads: int = 4, pause: float = 0.02):
         self.host = address(CONTROLLER)
@@ -152,6 +153,7 @@ class Stream:
         self.versions: Counter = Counter()
         self.hosts: Counter = Counter()
         self.first_seen: dict[str, float] = {}
+        self.latencies: list[float] = []
         self.workers = [threading.Thread(target=self._work, daemon=True) for _ in range(threads)]
         self.started = 0.0
         self.elapsed = 0.0
@@ -173,10 +175,20 @@ class Stream:
     def total(self) -> int:
         return self.ok + len(self.failures)
 
+    def percentile(self, share: float) -> float:
+        """Latency (seconds) that this share of the requests did not exceed (nearest rank)."""
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return 0.0
+        return ordered[max(0, min(len(ordered) - 1, int(share * len(ordered) + 0.999999) - 1))]
+
     def summary(self) -> str:
+        slowest = sorted(self.latencies)[-3:]
         return (
             f"{self.total} requests in {self.elapsed:.1f} s ({self.total / max(self.elapsed, 0.001):.0f}/s): "
-            f"{self.ok} ok, {len(self.failures)} failed; versions {dict(self.versions)}; hosts {dict(self.hosts)}"
+            f"{self.ok} ok, {len(self.failures)} failed; versions {dict(self.versions)}; hosts {dict(self.hosts)}; "
+            f"latency p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
+            f"slowest {', '.join(f'{x * 1000:.0f}' for x in reversed(slowest))} ms"
             + (f"; first failures: {self.failures[:5]}" if self.failures else "")
         )
 
@@ -184,12 +196,15 @@ class Stream:
         conn = None
         while not self.stop_event.is_set():
             nonce = uuid.uuid4().hex
+            sent = time.monotonic()
             try:
                 if conn is None:
                     conn = HTTPConnection(self.host, self.port, timeout=30)
                 conn.request("GET", f"{PREFIX}?q={nonce}")
                 resp = conn.getresponse()
                 body = resp.read().decode(errors="replace")
+                with self.lock:
+                    self.latencies.append(time.monotonic() - sent)
                 if resp.getheader("connection", "").lower() == "close":
                     conn.close()
                     conn = None

@@ -1,0 +1,123 @@
+"""Failover under load (issue #17), measured through the load balancer with 8
+client threads: an app instance killed with SIGKILL, then a whole node killed
+(its container) and started again. No request may fail, the 99th percentile of
+the latency must stay within 1 s, and an instance or node that comes back takes
+traffic only once warm: no request waits for its first (compiling) request,
+whose time monoscape-warmup logs. The numbers go to
+build/logs/lb-deploy-measurements.txt."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from conftest import APP, NODES, TENANT, VARS, Stream, address, backend_servers, package, podman, run_runbook, sh
+from test_30_deploy import output, report
+
+V1 = VARS["lb_deploy_first_version"]
+THREADS = 8
+P99_LIMIT = 1.0  # seconds
+INSTANCE = f"{TENANT}.{APP}.1"
+UNIT = f"monoscape-app@{INSTANCE}.service"
+
+
+@pytest.fixture(scope="module")
+def deployed():
+    """demo/hello 1.0.0 on both nodes (test_40 undeployed it)."""
+    proc = run_runbook("deploy", "failover-deploy", VERSION=V1, PACKAGE=package(V1))
+    assert proc.returncode == 0, output(proc)[-2000:]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.2)
+
+
+def server_state(node: str) -> str:
+    """HAProxy's operational state of the node's server: 0 DOWN, 2 UP (show servers state)."""
+    ip = address(node)
+    states = [s["srv_op_state"] for s in backend_servers().values() if s["srv_addr"] == ip]
+    assert len(states) == 1, backend_servers()
+    return states[0]
+
+
+def warmup_seconds(node: str, since: str) -> float:
+    """How long the instance's last warm-up request took (its journal)."""
+    log = sh(node, f"journalctl -u {UNIT} --since '{since}' --no-pager -o cat")
+    found = re.findall(r"warmed up, GET \S+ answered .* in ([0-9.]+) s", log)
+    assert found, log[-2000:]
+    return float(found[-1])
+
+
+def assert_no_failure_and_fast(stream: Stream) -> None:
+    assert stream.failures == [], stream.summary()
+    assert stream.total >= 1000, stream.summary()
+    assert stream.percentile(0.99) <= P99_LIMIT, stream.summary()
+
+
+def test_a_killed_instance_costs_no_request_and_comes_back_warm(deployed):
+    node = NODES[0]
+    since = sh(node, "date '+%Y-%m-%d %H:%M:%S'").strip()
+    pid = sh(node, f"systemctl show -P MainPID {UNIT}").strip()
+    with Stream(threads=THREADS, pause=0.005) as stream:
+        time.sleep(3)
+        killed = time.monotonic()
+        sh(node, f"kill -KILL {pid}")
+        wait_for(lambda: server_state(node) == "0", 10, "the killed instance's server marked DOWN")
+        down = time.monotonic() - killed
+        wait_for(
+            lambda: (
+                sh(node, f"systemctl show -P MainPID {UNIT}").strip() not in ("0", pid)
+                and sh(node, f"test -e /run/monoscape/{INSTANCE}/ready && echo ready || true").strip()
+            ),
+            60,
+            "the instance restarted and warmed up",
+        )
+        wait_for(lambda: server_state(node) == "2", 30, "the restarted instance's server UP again")
+        back = time.monotonic() - killed
+        time.sleep(5)  # traffic on the instance again, through its slow start
+    warmup = warmup_seconds(node, since)
+    report(
+        "instance SIGKILL under load",
+        f"{stream.summary()}; DOWN after {down:.1f} s, back UP after {back:.1f} s; "
+        f"its warm-up request took {warmup:.1f} s",
+    )
+    assert_no_failure_and_fast(stream)
+    # no request waited for the restarted instance's first, compiling request
+    assert max(stream.latencies) < max(warmup, P99_LIMIT), stream.summary()
+    assert stream.hosts[node] > 0, stream.summary()
+
+
+def test_a_killed_node_costs_no_request(deployed):
+    """Last (it kills a host): the node's container is killed under load, then
+    started again; its server is DOWN within seconds and UP again once its
+    instance has warmed up."""
+    node = NODES[1]
+    with Stream(threads=THREADS, pause=0.005) as stream:
+        time.sleep(3)
+        killed = time.monotonic()
+        podman("kill", node)
+        wait_for(lambda: server_state(node) == "0", 15, "the killed node's server marked DOWN")
+        down = time.monotonic() - killed
+        time.sleep(5)
+    report("node killed under load", f"{stream.summary()}; DOWN after {down:.1f} s")
+    assert_no_failure_and_fast(stream)
+
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - 5))
+    with Stream(threads=THREADS, pause=0.005) as stream:
+        podman("start", node)
+        started = time.monotonic()
+        wait_for(lambda: server_state(node) == "2", 120, "the restarted node's server UP again")
+        back = time.monotonic() - started
+        time.sleep(5)
+    warmup = warmup_seconds(node, since)
+    report("node started again under load", f"{stream.summary()}; UP after {back:.1f} s; warm-up {warmup:.1f} s")
+    assert_no_failure_and_fast(stream)
+    assert max(stream.latencies) < max(warmup, P99_LIMIT), stream.summary()
+    assert stream.hosts[node] > 0, stream.summary()
