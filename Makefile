@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PACKAGES := build/packages/hello-1.0.0.zip build/packages/hello-2.0.0.zip build/packages/hello-2.0.1-broken.zip
 APP_SOURCES := $(wildcard apps/hello/src/*.cs apps/hello/site/*) scripts/monoscape_package.py plugins/module_utils/monoscape_package.py
 
-.PHONY: help setup packages test lint unit molecule lab-up lab-down lab-status demo bench bench-site clean
+.PHONY: help setup packages test lint unit molecule lab-up lab-down lab-status demo bench bench-site soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ demo: setup packages ## the main job on the embedded lab (see README)
 
 bench: lab-up ## inventory plugin benchmark on the lab cloud: 500 servers, 3 clouds (a measurement, not a test)
 	python bench/inventory_bench.py
+
+soak: setup packages ## failover under a bounded load on the lb_deploy hosts: Mono race, rolling update, instance and node kill (a measurement, not a test)
+	python bench/soak.py
 
 bench-site: lab-up ## re-run cost in a shared project: no-op site.yml and status.yml with 300 other servers vs none
 	python bench/site_bench.py

@@ -3,12 +3,11 @@
 """Filters of the Monoscape bundle's playbooks (documented in <name>.yml)."""
 
 import hashlib
-import re
 
 from ansible.errors import AnsibleFilterError
 
-# tenant and app names (module_utils/monoscape_package.py NAME_RE)
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import NAME_RE as _NAME
+
 ACCOUNT_PREFIX = "ms-"
 ACCOUNT_HASH_CHARS = 16
 

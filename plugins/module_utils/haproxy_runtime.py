@@ -177,7 +177,9 @@ def check_address(address: str) -> str:
     return address
 
 
-def check_name(kind: str, value: str) -> str:
+def check_haproxy_name(kind: str, value: str) -> str:
+    """`value` if HAProxy accepts it as the name of a backend or server (not the Monoscape
+    tenant and app rule, which is monoscape_package.check_name)."""
     if not NAME_RE.match(value or ""):
         bad = next((c for c in value if not re.match(r"[A-Za-z0-9_.:-]", c)), None) if value else None
         what = f"has {bad!r}; " if bad else ""

@@ -17,7 +17,7 @@ from ansible_collections.monoscape.paas.plugins.module_utils.haproxy_runtime imp
     RuntimeAPI,
     Server,
     check_address,
-    check_name,
+    check_haproxy_name,
     default_server_options,
     parse_block,
     parse_time,
@@ -282,13 +282,13 @@ class BackendMembership:
 
     # --- input --------------------------------------------------------------------------
     def _desired(self, servers: list[dict]) -> dict[str, dict]:
-        check_name("backend", self.backend)
+        check_haproxy_name("backend", self.backend)
         parse_time(self.check.inter)
         if self.check.fall < 1 or self.check.rise < 1:
             raise HAProxyError("check_fall and check_rise must be at least 1")
         result = {}
         for item in servers:
-            name = check_name("server", item["name"])
+            name = check_haproxy_name("server", item["name"])
             if name in result:
                 raise HAProxyError(f"server {name!r} is listed twice in servers")
             if item["state"] != "absent":

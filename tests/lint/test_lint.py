@@ -14,6 +14,7 @@ MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if 
 INVENTORY_PLUGINS = sorted(p.stem for p in (ROOT / "plugins" / "inventory").glob("*.py") if not p.name.startswith("_"))
 # filter plugins are documented in one <filter>.yml file each
 FILTERS = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.yml"))
+TESTS = sorted(p.stem for p in (ROOT / "plugins" / "test").glob("*.yml"))
 PLAYBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "playbooks").glob("*.yml"))
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
 
@@ -65,6 +66,14 @@ def test_ansible_doc_renders_filter(name):
     assert rc == 0, out
     for section in ("EXAMPLES:", "RETURN VALUES:", "OPTIONS"):
         assert section in out, f"ansible-doc of filter {name} lacks {section}"
+
+
+@pytest.mark.parametrize("name", TESTS)
+def test_ansible_doc_renders_test(name):
+    rc, out = run("ansible-doc", "-t", "test", f"monoscape.paas.{name}")
+    assert rc == 0, out
+    for section in ("EXAMPLES:", "RETURN VALUES:", "OPTIONS"):
+        assert section in out, f"ansible-doc of test {name} lacks {section}"
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)

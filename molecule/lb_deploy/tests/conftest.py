@@ -141,9 +141,10 @@ class Stream:
     sha256(nonce) in it. Counts answers per version and host, and times every
     request (latency percentiles, the slowest)."""
 
-    def __init__(self, threads: int = 4, pause: float = 0.02):
-        self.host = address(CONTROLLER)
-        self.port = VARS["lb_deploy_http_port"]
+    def __init__(self, threads: int = 4, pause: float = 0.02, limit: int = 0, path: str = PREFIX, target=None):
+        self.host, self.port = target or (address(CONTROLLER), VARS["lb_deploy_http_port"])
+        self.path = path
+        self.limit = limit  # stop after this many requests (0: until the with block ends)
         self.threads = threads
         self.pause = pause  # per thread, between requests: a steady stream, not a benchmark
         self.stop_event = threading.Event()
@@ -163,6 +164,12 @@ class Stream:
         for worker in self.workers:
             worker.start()
         return self
+
+    def wait(self, timeout: float) -> None:
+        """Until the workers have sent `limit` requests, or timeout seconds."""
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def __exit__(self, *exc):
         self.stop_event.set()
@@ -195,12 +202,14 @@ class Stream:
     def _work(self):
         conn = None
         while not self.stop_event.is_set():
+            if self.limit and self.total >= self.limit:
+                break
             nonce = uuid.uuid4().hex
             sent = time.monotonic()
             try:
                 if conn is None:
                     conn = HTTPConnection(self.host, self.port, timeout=30)
-                conn.request("GET", f"{PREFIX}?q={nonce}")
+                conn.request("GET", f"{self.path}?q={nonce}")
                 resp = conn.getresponse()
                 body = resp.read().decode(errors="replace")
                 with self.lock:

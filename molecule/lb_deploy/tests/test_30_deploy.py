@@ -168,7 +168,7 @@ def test_bad_packages_leave_every_host_unchanged(tmp_path):
         assert proc.returncode != 0, f"{name}: deployment did not fail"
         text = output(proc).replace("''", "'")  # YAML single-quoted messages double their quotes
         assert message in text, f"{name}: {message!r} not in the output:\n{text[-1500:]}"
-        # stopped on the controller, before any host was contacted
+        # stopped on the control node, before any host was contacted
         assert "PLAY [Declare the app's backend" not in text, name
     after = {h: fingerprint(h) for h in hosts}
     for h in hosts:
