@@ -306,6 +306,9 @@ def test_dashboard_shows_nodes_apps_and_backends(deployment, admin):
     assert document["iaas"]["authenticated"] is True
     assert document["iaas"]["ec2_credentials"] is True
     assert {n["name"] for n in document["nodes"]} >= {f"{deployment.name}-node-1", f"{deployment.name}-node-2"}
+    # each node's address and the name of its image (issue #15: the columns were empty)
+    image_names = {i["name"] for i in document["images"]}
+    assert all(n["address"] and n["image"] in image_names for n in document["nodes"] if n["role"] == "node"), document
     assert [(a["tenant"], a["app"], a["version"]) for a in document["apps"]] == [("demo", "hello", "1.0.0")]
     assert len(document["images"]) == 1
     assert [b["status"] for b in document["backends"]] == ["UP", "UP"], document["backends"]
@@ -624,6 +627,48 @@ def test_scale_out_to_three_nodes(deployment, admin, neighbours):
         _, body = get(url, context=context)
         hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
     assert len(hosts) == 3, f"the load balancer reached {hosts}"
+
+
+def test_self_healing_replaces_a_deleted_node_and_starts_a_stopped_one(deployment, admin, neighbours):
+    """What the reconcile timer runs (docs/runbooks/self-healing.md): node-3 deleted
+    outside the bundle and node-2 stopped; one run brings both back within 3 minutes,
+    the app served by all three throughout, and says what it did in its log and on
+    the dashboard."""
+    url, context = app_url(deployment, admin), tls(deployment)
+    nodes = {s.name: s for s in servers(admin, deployment.name, "node")}
+    deleted, stopped = nodes[f"{deployment.name}-node-3"], nodes[f"{deployment.name}-node-2"]
+    admin.compute.delete_server(deleted)
+    admin.compute.wait_for_delete(deleted, interval=0.5, wait=120)
+    admin.compute.stop_server(stopped)
+    admin.compute.wait_for_server(stopped, status="SHUTOFF", failures=["ERROR"], interval=0.5, wait=120)
+    started = time.monotonic()
+    with RequestStream(url, context) as stream:
+        rc, output, _ = deployment.run("reconcile", runbook("reconcile"))
+    elapsed = time.monotonic() - started
+    assert rc == 0, tail(output, 80)
+    assert elapsed <= 180, f"self-healing took {elapsed:.0f} s"
+    assert stream.failures == [], stream.failures[:10]
+    after = {s.name: s for s in servers(admin, deployment.name, "node")}
+    assert sorted(after) == sorted(nodes) and all(s.status == "ACTIVE" for s in after.values()), after
+    assert after[deleted.name].id != deleted.id and after[stopped.name].id == stopped.id
+    assert neighbours.untouched(), "self-healing touched servers that are not the deployment's"
+    entry = json.loads((deployment.state / "reconcile.log").read_text().splitlines()[-1])
+    assert entry["booted"] == [deleted.name] and entry["started"] == [stopped.name], entry
+    assert deleted.name in entry["deployed"], entry
+    document = json.loads(get(f"http://{controller_ip(admin, deployment.name)}:8080/dashboard.json")[1])
+    assert document["reconcile"][-1] == entry
+    hosts = set()
+    for _ in range(30):
+        _, body = get(url, context=context)
+        hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
+    assert len(hosts) == 3, f"the load balancer reached {hosts}"
+    # nothing left to repair: the next run (the next tick of the timer) changes nothing
+    logged = (deployment.state / "reconcile.log").read_text()
+    rc, output, _ = deployment.run("reconcile-again", runbook("reconcile"))
+    assert rc == 0, tail(output, 80)
+    assert all(counts[1] == 0 for counts in recap(output).values()), tail(output, 80)
+    assert "nothing to repair" in output
+    assert (deployment.state / "reconcile.log").read_text() == logged
 
 
 def test_scale_in_to_two_nodes_drains_without_failures(deployment, admin, neighbours):

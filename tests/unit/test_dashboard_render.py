@@ -104,3 +104,31 @@ def test_html_is_escaped(renderer):
     page = renderer.render({"nodes": [{"name": "<script>x</script>", "status": "ACTIVE"}]}, [], None, "t", 5)
     assert "<script>x</script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_nodes_show_their_addresses_and_image_name(renderer):
+    """os_deployment_info gives addresses (a list) and image_id: the page shows both."""
+    status = {
+        "images": [{"id": "img-1", "name": "monoscape-node-abc", "status": "active"}],
+        "nodes": [
+            {"name": "node-1", "status": "ACTIVE", "addresses": ["10.0.0.12", "203.0.113.7"], "image_id": "img-1"},
+            {"name": "node-2", "status": "ACTIVE", "addresses": [], "image_id": "gone"},
+        ],
+    }
+    page = renderer.render(status, [], None, "t", 5)
+    assert "<td>10.0.0.12, 203.0.113.7</td><td>monoscape-node-abc</td>" in page
+    assert "<td>gone</td>" in page
+
+
+def test_self_healing_runs_newest_first(renderer):
+    status = {
+        "reconcile": [
+            {"at": "2026-12-07T01:00:00Z", "booted": ["demo-node-2"], "started": [], "deployed": ["demo-node-2"]},
+            {"at": "2026-12-07T01:05:00Z", "booted": [], "started": ["demo-node-1"], "deployed": []},
+        ]
+    }
+    page = renderer.render(status, [], None, "t", 5)
+    section = page[page.index('id="self-healing"') :]
+    assert section.index("01:05:00") < section.index("01:00:00")
+    assert "<td>demo-node-2</td>" in section and "<td>demo-node-1</td>" in section
+    assert "no repair needed so far" in renderer.render({}, [], None, "t", 5)

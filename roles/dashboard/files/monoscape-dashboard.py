@@ -56,7 +56,7 @@ def _cell(value) -> str:
         return '<td class="ok">yes</td>'
     if value is False:
         return '<td class="bad">no</td>'
-    text = "" if value is None else str(value)
+    text = "" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
     state = ""
     upper = text.upper()
     if upper in ("ACTIVE", "UP", "L7OK", "OK", "ACTIVE (RUNNING)", "RUNNING", "STARTED"):
@@ -85,6 +85,35 @@ def _image_rows(images: list[dict]) -> list[dict]:
         properties = image.get("properties") or {}
         rows.append(dict(image, content_hash=image.get("content_hash") or properties.get("monoscape_node_hash", "")))
     return rows
+
+
+def _node_rows(nodes: list[dict], images: list[dict]) -> list[dict]:
+    """Servers with their addresses and the name of the image they were booted from."""
+    names = {image.get("id"): image.get("name", "") for image in images}
+    rows = []
+    for node in nodes:
+        image_id = node.get("image_id") or ""
+        rows.append(
+            dict(
+                node,
+                address=node.get("address") or ", ".join(node.get("addresses") or []),
+                image=node.get("image") or names.get(image_id) or image_id,
+            )
+        )
+    return rows
+
+
+def _reconcile_rows(entries: list[dict]) -> list[dict]:
+    """Self-healing runs that acted (playbooks/reconcile.yml), newest first."""
+    return [
+        {
+            "at": entry.get("at", ""),
+            "booted": entry.get("booted") or [],
+            "started": entry.get("started") or [],
+            "deployed": entry.get("deployed") or [],
+        }
+        for entry in reversed(entries)
+    ]
 
 
 def _app_rows(apps: list[dict]) -> list[dict]:
@@ -128,7 +157,7 @@ def render(status: dict, backends: list[dict], backend_error: str | None, title:
         _table(
             "Nodes",
             [("name", "name"), ("status", "status"), ("address", "address"), ("image", "image"), ("role", "role")],
-            status.get("nodes") or [],
+            _node_rows(status.get("nodes") or [], status.get("images") or []),
             "no nodes",
         ),
         _table(
@@ -157,6 +186,12 @@ def render(status: dict, backends: list[dict], backend_error: str | None, title:
             ],
             backends,
             backend_error or "no backend servers",
+        ),
+        _table(
+            "Self-healing",
+            [("at", "at"), ("booted", "nodes booted"), ("started", "nodes started"), ("deployed", "apps deployed on")],
+            _reconcile_rows(status.get("reconcile") or []),
+            "no repair needed so far",
         ),
     ]
     generated = html.escape(str(status.get("generated_at", "never")))
@@ -206,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     backends, error = read_haproxy_stats(args.socket)
     page = render(status, backends, error, args.title, args.refresh)
     write_atomic(os.path.join(args.out, "index.html"), page)
-    document = dict(status, backends=backends, backends_error=error)
+    nodes = _node_rows(status.get("nodes") or [], status.get("images") or [])
+    document = dict(status, nodes=nodes, backends=backends, backends_error=error)
     write_atomic(os.path.join(args.out, "dashboard.json"), json.dumps(document, indent=2, sort_keys=True) + "\n")
     return 0
 
