@@ -64,10 +64,11 @@ def show(name: str, stream, extra: str = "") -> None:
 
 
 def wait_up(lb, node: str, timeout: float = 180) -> None:
-    ip = lb.address(node)
+    """Until HAProxy has the node's server in service (running, or starting: slow start)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(s["srv_addr"] == ip and s["srv_op_state"] == "2" for s in lb.backend_servers().values()):
+        servers = lb.backend_servers()
+        if any(name.startswith(f"{node}-") and s["srv_op_state"] in ("1", "2") for name, s in servers.items()):
             return
         time.sleep(0.5)
     raise SystemExit(f"{node}'s server did not come UP within {timeout} s")

@@ -259,13 +259,19 @@ def get(path: str = PREFIX) -> tuple[int, str]:
     return status, body
 
 
-def served_versions(requests: int = 20) -> Counter:
+def served_versions(requests: int = 20, within: float = 15.0) -> Counter:
+    """(version, host) of `requests` answers, and of more until every node has answered
+    (at most `within` seconds): a server back in service takes its share gradually
+    (load_balancer_slowstart)."""
     seen: Counter = Counter()
-    for _ in range(requests):
+    deadline = time.monotonic() + within
+    while sum(seen.values()) < requests or ({h for _, h in seen} != set(NODES) and time.monotonic() < deadline):
         status, body = get(f"{PREFIX}?q=x")
         assert status == 200, body
         fields = dict(line.split(": ", 1) for line in body.splitlines() if ": " in line)
         seen[(fields["version"], fields["host"])] += 1
+        if sum(seen.values()) >= requests:
+            time.sleep(0.1)
     return seen
 
 
