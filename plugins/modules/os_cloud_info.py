@@ -13,10 +13,20 @@ description:
     runs it first, so bad input stops the run before anything is created.
   - With O(fail_on_error=false) a failed authentication is reported (C(authenticated=false),
     C(error)) instead of failing the task, for status pages.
+  - With O(ec2_credentials_file), also checks that an EC2 access/secret pair works, not just that it
+    exists - it signs a request with the secret (AWS signature version 2, HMAC-SHA256) and asks Keystone's
+    C(/v3/ec2tokens) for a token with it, as an EC2 client's service would. The secret is read from the file
+    on the control node; it never passes through the task's arguments or its result.
   - Never changes anything; check mode is supported.
 version_added: 0.1.0
 author: Monoscape developers
 options:
+  ec2_credentials_file:
+    description:
+      - A JSON file on the control node with the EC2 pair to verify, an object with C(access) and C(secret) (what
+        playbooks/tenant.yml writes, mode 0600). The result is in RV(ec2_verified) and RV(ec2_error); the
+        task does not fail on a rejected pair.
+    type: path
   availability_zones:
     description:
       - Availability zones that must exist and be available.
@@ -96,6 +106,18 @@ error:
   returned: always
   type: str
   sample: "authentication failed for cloud lab-admin (...): the credentials were rejected."
+ec2_verified:
+  description:
+    - Whether Keystone issued a token for a request signed with the EC2 pair of O(ec2_credentials_file);
+      null without that option.
+  returned: always
+  type: bool
+  sample: true
+ec2_error:
+  description: Why the EC2 pair was not verified (missing file, rejected signature, ...); null when it was.
+  returned: always
+  type: str
+  sample: "Keystone refused the EC2 signature (HTTP 401): Invalid EC2 signature."
 checked_at:
   description: UTC time of the check (ISO 8601).
   returned: always
@@ -159,7 +181,12 @@ resources:
     availability_zones: [nova]
 """
 
+import base64
 import datetime
+import hashlib
+import hmac
+import json
+import urllib.parse
 from typing import ClassVar
 
 from ansible_collections.monoscape.paas.plugins.module_utils.openstack import (
@@ -178,9 +205,42 @@ except ImportError:  # pragma: no cover - the base class reports the missing SDK
 AUTH_KEYS = ("auth_url", "username", "user_domain_name", "project_name", "project_domain_name")
 
 
+def ec2_signed_request(access, secret, host, now=None):
+    """The body of a POST to Keystone's /v3/ec2tokens: a GET / on ``host`` signed with
+    the EC2 secret (AWS signature version 2, HMAC-SHA256), as an EC2 API service passes
+    its client's request on to Keystone."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    params = {
+        "AWSAccessKeyId": access,
+        "Action": "DescribeInstances",
+        "SignatureMethod": "HmacSHA256",
+        "SignatureVersion": "2",
+        "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Version": "2016-11-15",
+    }
+    query = "&".join(
+        urllib.parse.quote(key, safe="") + "=" + urllib.parse.quote(str(params[key]), safe="-_~")
+        for key in sorted(params)
+    )
+    string_to_sign = f"GET\n{host}\n/\n{query}"
+    digest = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).digest()
+    signature = base64.b64encode(digest).decode()
+    return {
+        "credentials": {
+            "access": access,
+            "signature": signature,
+            "host": host,
+            "verb": "GET",
+            "path": "/",
+            "params": params,
+        }
+    }
+
+
 class CloudInfoModule(OpenStackModule):
     argument_spec: ClassVar[dict] = {
         "availability_zones": {"type": "list", "elements": "str", "default": []},
+        "ec2_credentials_file": {"type": "path"},
         "fail_on_error": {"type": "bool", "default": True},
         "flavors": {"type": "list", "elements": "str", "default": []},
         "images": {"type": "list", "elements": "str", "default": []},
@@ -261,9 +321,35 @@ class CloudInfoModule(OpenStackModule):
             raise ModuleFailure(f"cloud {self._cloud_label}: " + "; ".join(problems), resources=found)
         return found
 
+    def verify_ec2(self):
+        """(verified, error) of the EC2 pair in ec2_credentials_file, asked of Keystone."""
+        path = self.params["ec2_credentials_file"]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                pair = json.load(handle)
+            access, secret = pair["access"], pair["secret"]
+        except FileNotFoundError:
+            return False, f"no EC2 credentials at {path} (playbooks/tenant.yml writes them)"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return False, f"{path} does not hold an EC2 pair (access, secret): {type(exc).__name__}"
+        self.ansible.no_log_values.add(secret)
+        session = self.conn.session
+        identity = session.get_endpoint(service_type="identity", interface=self.conn.config.get_interface())
+        url = identity.rstrip("/") + ("" if identity.rstrip("/").endswith("/v3") else "/v3") + "/ec2tokens"
+        body = ec2_signed_request(access, secret, urllib.parse.urlsplit(url).netloc)
+        response = self.call(session.post, url, json=body, authenticated=False, raise_exc=False)
+        if response.status_code in (200, 201):
+            return True, None
+        try:
+            detail = response.json().get("error", {}).get("message", "")
+        except ValueError:
+            detail = response.text[:200]
+        return False, f"Keystone refused the EC2 signature (HTTP {response.status_code}): {detail}".rstrip(": ")
+
     def run(self):
         checked_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         result = {"authenticated": False, "error": None, "checked_at": checked_at, "cloud": {}, "resources": {}}
+        result.update(ec2_verified=None, ec2_error=None)
         try:
             self.conn  # noqa: B018 - opening the connection reads and checks the configuration
             described = self.describe()
@@ -281,6 +367,8 @@ class CloudInfoModule(OpenStackModule):
                 raise
             return result
         result["authenticated"] = True
+        if self.params["ec2_credentials_file"]:
+            result["ec2_verified"], result["ec2_error"] = self.verify_ec2()
         result["resources"] = self.resolve()
         return result
 

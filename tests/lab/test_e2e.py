@@ -305,6 +305,8 @@ def test_dashboard_shows_nodes_apps_and_backends(deployment, admin):
     assert status == 200
     assert document["iaas"]["authenticated"] is True
     assert document["iaas"]["ec2_credentials"] is True
+    # verified, not only present: Keystone's /v3/ec2tokens accepted a request signed with the pair
+    assert document["iaas"]["ec2_verified"] is True, document["iaas"]
     assert {n["name"] for n in document["nodes"]} >= {f"{deployment.name}-node-1", f"{deployment.name}-node-2"}
     # each node's address and the name of its image (issue #15: the columns were empty)
     image_names = {i["name"] for i in document["images"]}
@@ -574,7 +576,7 @@ def test_no_secret_in_the_system_log_or_vvv_output(deployment):
 def test_status_prints_the_deployment(deployment, neighbours):
     rc, output, _ = deployment.run("status", runbook("status"))
     assert rc == 0, tail(output)
-    assert "token yes, EC2 credentials yes" in output
+    assert "token yes, EC2 credentials verified" in output
     assert re.search(r"demo\s+hello\s+1\.0\.0\s+\S+-node-\d:\d+, \S+-node-\d:\d+", output), tail(output)
     assert len(re.findall(r"app\.demo\.hello\s+\S+\s+\S+\s+UP\s+L7OK", output)) == 2, tail(output)
     assert "-team-" not in output and f"{neighbours.other}-node" not in output, "status counted a neighbour"

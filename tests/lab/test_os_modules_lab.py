@@ -10,6 +10,7 @@ that proves `nova` (podman hosts) works too. Few playbook runs on purpose: each
 costs seconds of Ansible start-up."""
 
 import hashlib
+import json
 import secrets
 import stat
 import subprocess
@@ -31,7 +32,7 @@ def play(tmp_path, lab_clouds_yaml):
 # ---------------------------------------------------------------------- identity
 
 
-def test_identity_modules(play, lab_admin, lab_admin_cloud):
+def test_identity_modules(play, lab_admin, lab_admin_cloud, tmp_path):
     prefix = f"osm-{secrets.token_hex(3)}"
     project, user = f"{prefix}-tenant", f"{prefix}-user"
     password = secrets.token_urlsafe(12)
@@ -69,6 +70,23 @@ def test_identity_modules(play, lab_admin, lab_admin_cloud):
         assert results["ec2_2"]["credential"] == credential
         assert credential["secret"] not in proc.stdout + proc.stderr
         assert password not in proc.stdout + proc.stderr
+
+        # the pair works: Keystone's /v3/ec2tokens issues a token for a request signed with it;
+        # a wrong secret is refused; the secret is in no output
+        pair = tmp_path / "ec2.json"
+        pair.write_text(json.dumps(credential))
+        wrong_pair = tmp_path / "ec2-wrong.json"
+        wrong_pair.write_text(json.dumps(dict(credential, secret="x" + credential["secret"])))
+        checks = [
+            ("good", {"monoscape.paas.os_cloud_info": {"ec2_credentials_file": str(pair)}}),
+            ("wrong", {"monoscape.paas.os_cloud_info": {"ec2_credentials_file": str(wrong_pair)}}),
+            ("none", {"monoscape.paas.os_cloud_info": {"ec2_credentials_file": str(tmp_path / "none.json")}}),
+        ]
+        results, proc = play(lab_admin_cloud, checks)
+        assert results["good"]["ec2_verified"] is True and results["good"]["ec2_error"] is None, results["good"]
+        assert results["wrong"]["ec2_verified"] is False and "HTTP 401" in results["wrong"]["ec2_error"]
+        assert results["none"]["ec2_verified"] is False and "no EC2 credentials" in results["none"]["ec2_error"]
+        assert credential["secret"] not in proc.stdout + proc.stderr
         user_id, project_id = identity.find_user(user).id, identity.find_project(project).id
         assert len([c for c in identity.credentials(user_id=user_id, type="ec2") if c.project_id == project_id]) == 1
         assert len(list(identity.role_assignments(user_id=user_id, scope_project_id=project_id))) == 1

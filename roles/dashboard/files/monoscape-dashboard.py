@@ -142,10 +142,13 @@ def render(status: dict, backends: list[dict], backend_error: str | None, title:
         {"what": "user", "value": iaas.get("user", "unknown")},
         {"what": "token issued", "value": iaas.get("authenticated")},
         {"what": "EC2 credentials present", "value": iaas.get("ec2_credentials")},
+        {"what": "EC2 signature accepted (ec2tokens)", "value": iaas.get("ec2_verified")},
         {"what": "checked at", "value": iaas.get("checked_at", "never")},
     ]
     if iaas.get("error"):
         iaas_rows.append({"what": "error", "value": iaas["error"]})
+    if iaas.get("ec2_error"):
+        iaas_rows.append({"what": "EC2 error", "value": iaas["ec2_error"]})
     sections = [
         _table("IaaS authentication", [("what", "check"), ("value", "result")], iaas_rows, "no data"),
         _table(
