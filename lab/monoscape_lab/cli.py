@@ -9,7 +9,9 @@ import sys
 import time
 
 from . import LabError, procs
-from .cloud import SERVICES, Lab, now_utc
+from .cloud import Lab
+from .processes import now_utc
+from .services import SERVICES
 from .settings import ADMIN_CLOUD, Settings
 
 USAGE = """labctl up [--no-install] | down [--purge] | status | wait [--timeout S] | env

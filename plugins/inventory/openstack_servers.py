@@ -6,7 +6,7 @@ name: openstack_servers
 short_description: OpenStack servers of one or more clouds, grouped by Monoscape role, tenant and app
 description:
   - Reads the servers of the clouds named in C(clouds.yaml) - all clouds in parallel, one detailed
-    server list call each (plus its token) - and adds them as hosts.
+    server list call each (plus its token, see below) - and adds them as hosts.
   - Groups hosts by the server metadata C(monoscape_role), C(monoscape_tenant) and C(monoscape_app)
     (C(role_<value>), C(tenant_<value>), C(app_<value>); comma-separated values give several groups),
     by cloud (C(cloud_<name>)), and with the Constructable options O(compose), O(groups) and
@@ -32,6 +32,11 @@ description:
     the host key looked up under the server name). A server reached at its fixed address goes
     through its deployment's controller, which has the floating IP, as an SSH bastion
     (C(ProxyCommand); O(bastion), O(bastion_role)).
+  - C(clouds.yaml) is read by openstacksdk's own loader (C(OpenStackConfig)) - its file search,
+    C(secure.yaml) merged in, vendor profiles, region lists (the first region is read), C(OS_*)
+    variables (the cloud C(envvars)) - and the loader chooses each cloud's auth plugin. A plain
+    C(password) entry gets keystoneauth's generic plugin, which asks Keystone for its versions
+    before the token; an entry with C(auth_type=v3password) skips that request.
   - The result can be cached (O(cache)); a cached run does not import openstacksdk at all.
   - "Select it with a YAML file containing C(plugin: monoscape.paas.openstack_servers)."
 version_added: 0.1.0
@@ -91,13 +96,20 @@ options:
     default: true
   clouds:
     description:
-      - Names of the C(clouds.yaml) entries to read. Empty means every cloud in C(clouds.yaml).
+      - Names of the C(clouds.yaml) entries to read. Empty means every cloud in C(clouds.yaml) (and the
+        cloud C(envvars) when C(OS_*) variables such as C(OS_AUTH_URL) are set).
+      - A name that is not defined fails like an unreachable cloud (see O(allow_partial)), with the
+        C(clouds.yaml) file read and the names it defines.
     type: list
     elements: str
     default: []
   clouds_yaml_path:
     description:
-      - C(clouds.yaml) files searched before the standard locations.
+      - C(clouds.yaml) files searched before the standard locations; the first file that exists is
+        read. openstacksdk's order is C(OS_CLIENT_CONFIG_FILE) when set, these files, then
+        C(clouds.yaml) (or C(.yml), C(.json)) in the current directory, C(~/.config/openstack),
+        C(/etc/xdg/openstack) and C(/etc/openstack).
+      - C(secure.yaml) (C(OS_CLIENT_SECURE_FILE), else the same directories) is merged into the entries.
     type: list
     elements: path
     default: []
@@ -229,6 +241,7 @@ import logging
 import os
 import re
 import shlex
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleParserError
@@ -353,8 +366,6 @@ def describe_error(exc):
     if name in ("ConnectFailure", "ConnectTimeout"):
         where = text.split(": HTTP", 1)[0].split(": (", 1)[0]
         return f"cannot reach the API ({where}) - is the cloud running and auth_url right"
-    if name == "ConfigException" and "was not found" in text:
-        return f"{text} (not defined in clouds.yaml)"
     return f"{name}: {text}"
 
 
@@ -368,82 +379,79 @@ class Target:
         self.session = session
 
 
-def config_files(extra=None):
-    """clouds.yaml candidates, in openstacksdk's order (the first that exists wins)."""
-    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/xdg/openstack", "/etc/openstack"]
-    files = [os.path.join(d, f"clouds{suffix}") for d in dirs for suffix in (".yaml", ".yml", ".json")]
-    override = os.environ.get("OS_CLIENT_CONFIG_FILE")
-    return [*(os.path.expanduser(p) for p in extra or []), *([override] if override else []), *files]
+class _DeferredPackage(types.ModuleType):
+    """The `openstack` package with its __init__ not run yet (see sdk_config_loader): a
+    submodule is imported on its own; any other name the package lacks (openstack.connect,
+    openstack.enable_logging, ...) first runs the real __init__, so code in the same process that
+    uses the whole SDK sees it unchanged."""
+
+    def __getattr__(self, name):
+        import importlib  # noqa: PLC0415 - only while `openstack` is deferred
+        import importlib.util  # noqa: PLC0415
+
+        spec = self.__spec__
+        if not name.startswith("__") and importlib.util.find_spec(f"{spec.name}.{name}") is not None:
+            return importlib.import_module(f"{spec.name}.{name}")
+        self.__class__ = types.ModuleType  # from now on an ordinary module: runs __init__ once
+        spec.loader.exec_module(self)
+        return getattr(self, name)
 
 
-def secure_files():
-    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/xdg/openstack", "/etc/openstack"]
-    files = [os.path.join(d, f"secure{suffix}") for d in dirs for suffix in (".yaml", ".yml", ".json")]
-    override = os.environ.get("OS_CLIENT_SECURE_FILE")
-    return [*([override] if override else []), *files]
+def sdk_config_loader():
+    """openstacksdk's clouds.yaml loader, the module openstack.config.loader.
+
+    `import openstack.config.loader` first runs openstack/__init__.py, which imports
+    openstack.connection and with it every service's proxy and the cloud layer (psutil,
+    dogpile, ...): `python -X importtime` puts that at half of the import (about 0.1 s of 0.2 s),
+    none of it used by the loader, which needs keystoneauth (imported for the requests anyway),
+    os_service_types and a few SDK modules. So when nothing has imported `openstack` yet, the
+    package goes into sys.modules with its __init__ deferred (_DeferredPackage) and only the
+    loader's modules are imported."""
+    import importlib  # noqa: PLC0415 - imported only when fetching
+    import importlib.util  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    if "openstack" not in sys.modules:
+        spec = importlib.util.find_spec("openstack")
+        if spec is None:
+            raise AnsibleParserError("openstacksdk is needed to read clouds.yaml: pip install openstacksdk")
+        package = importlib.util.module_from_spec(spec)
+        package.__class__ = _DeferredPackage
+        sys.modules["openstack"] = package
+    return importlib.import_module("openstack.config.loader")
 
 
-def merge(base, extra):
-    result = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merge(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
-FAST_CLOUD_KEYS = {"auth", "auth_type", "region_name", "interface", "endpoint_type", "verify", "cacert", "cert", "key"}
-FAST_CLOUD_KEYS |= {"identity_api_version", "compute_api_version", "image_api_version", "network_api_version"}
-FAST_CLOUD_KEYS |= {"identity_interface", "api_timeout", "volume_api_version"}
-AUTH_ALIASES = {"tenant_name": "project_name", "tenant_id": "project_id"}
-
-
-def fast_target(name, entry):
-    """A Target for a plain clouds.yaml entry (password, token or application credential),
-    or None when the entry needs openstacksdk's loader."""
-    entry = {key.replace("-", "_"): value for key, value in (entry or {}).items()}
-    if set(entry) - FAST_CLOUD_KEYS or not isinstance(entry.get("auth"), dict):
-        return None
-    auth = {AUTH_ALIASES.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in entry["auth"].items()}
-    auth_url = str(auth.get("auth_url") or "")
-    v3 = str(entry.get("identity_api_version", "3")).startswith("3") and auth_url.rstrip("/").endswith("/v3")
-    kind = {
-        None: "password",
-        "password": "password",
-        "v3password": "password",
-        "token": "token",
-        "v3token": "token",
-        "v3applicationcredential": "appcred",
-        "applicationcredential": "appcred",
-    }.get(entry.get("auth_type"), "other")
-    if kind == "other" or (kind == "appcred" and not v3):
-        return None
-
-    def session():
-        import inspect  # noqa: PLC0415 - only when fetching
-
-        from keystoneauth1 import session as ks_session  # noqa: PLC0415
-        from keystoneauth1.identity import generic  # noqa: PLC0415
-        from keystoneauth1.identity import v3 as ks_v3  # noqa: PLC0415
-
-        cls = {
-            ("password", True): ks_v3.Password,
-            ("password", False): generic.Password,
-            ("token", True): ks_v3.Token,
-            ("token", False): generic.Token,
-            ("appcred", True): ks_v3.ApplicationCredential,
-        }[(kind, v3)]
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = set(auth) - accepted
-        if unknown:
-            raise ValueError(f"auth keys {', '.join(sorted(unknown))} are not understood for this auth_type")
-        verify = entry.get("cacert") or entry.get("verify", True)
-        cert = (entry["cert"], entry["key"]) if entry.get("cert") and entry.get("key") else entry.get("cert")
-        return ks_session.Session(auth=cls(**auth), verify=verify, cert=cert, app_name="monoscape.paas")
-
-    interface = entry.get("interface") or entry.get("endpoint_type") or "public"
-    return Target(name, entry.get("region_name"), interface, session)
+def cloud_targets(names=None, clouds_yaml_path=None):
+    """(targets, failures) of the clouds `names` (every cloud when empty), read with openstacksdk's
+    OpenStackConfig: its clouds.yaml search (OS_CLIENT_CONFIG_FILE, then the files of
+    clouds_yaml_path, then ./, ~/.config/openstack, /etc/xdg/openstack, /etc/openstack), secure.yaml merged in,
+    profiles, region lists, OS_* variables (cloud `envvars`), and its choice of the auth plugin.
+    A cloud that is not defined or cannot be loaded is a failure, reported with its name."""
+    loader = sdk_config_loader()
+    files = [os.path.expanduser(p) for p in clouds_yaml_path or []] + list(loader.CONFIG_FILES)
+    try:
+        config = loader.OpenStackConfig(config_files=files, app_name="monoscape.paas")
+    except Exception as exc:  # a clouds.yaml that cannot be parsed fails the whole inventory
+        raise AnsibleParserError(f"cannot read clouds.yaml: {describe_error(exc)}") from exc
+    defined = config.get_cloud_names()
+    if not config.config_filename and config.envvar_key not in defined:
+        override = os.environ.get("OS_CLIENT_CONFIG_FILE")
+        searched = ", ".join(dict.fromkeys([*([override] if override else []), *files]))
+        raise AnsibleParserError(f"no clouds.yaml found and no OS_* variables set (searched {searched})")
+    where = f" {config.config_filename}" if config.config_filename else ""
+    targets, failures = [], []
+    for name in names or defined:
+        if name not in defined:
+            failures.append((name, f"not defined in clouds.yaml{where} (defined: {', '.join(sorted(defined))})"))
+            continue
+        try:
+            region = config.get_one(cloud=name)
+        except Exception as exc:  # a bad entry is reported like an unreachable cloud
+            failures.append((name, describe_error(exc)))
+            continue
+        interface = region.get_interface("compute") or "public"
+        targets.append(Target(name, region.get_region_name("compute"), interface, region.get_session))
+    return targets, failures
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -462,69 +470,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # ------------------------------------------------------------------ clouds.yaml
     def _targets(self):
-        """(targets, failures): one target per cloud to read. Plain clouds.yaml entries are read
-        here with keystoneauth alone; anything fancier (profiles, region lists, other auth
-        plugins, OS_* variables only) goes through openstacksdk's own loader."""
-        fast = self._fast_targets()
-        return fast if fast is not None else self._sdk_targets()
-
-    def _fast_targets(self):
-        import yaml  # noqa: PLC0415 - PyYAML is an Ansible dependency; imported only when fetching
-
-        data = None
-        for path in config_files(self.get_option("clouds_yaml_path")):
-            if os.path.isfile(path):
-                try:
-                    with open(path) as handle:
-                        data = yaml.safe_load(handle)
-                except (OSError, yaml.YAMLError):
-                    return None  # let openstacksdk's loader report it
-                break
-        if not isinstance(data, dict) or not isinstance(data.get("clouds"), dict):
-            return None
-        secure = {}
-        for path in secure_files():
-            if os.path.isfile(path):
-                with open(path) as handle:
-                    secure = (yaml.safe_load(handle) or {}).get("clouds") or {}
-                break
-        clouds = data["clouds"]
-        names = self.get_option("clouds") or sorted(clouds)
-        targets, failures = [], []
-        for name in names:
-            if name not in clouds:
-                failures.append((name, f"not defined in clouds.yaml (defined: {', '.join(sorted(clouds)) or 'none'})"))
-                continue
-            target = fast_target(name, merge(clouds[name], secure.get(name) or {}))
-            if target is None:
-                return None
-            targets.append(target)
-        return targets, failures
-
-    def _sdk_targets(self):
-        from openstack.config import loader  # noqa: PLC0415 - the slow, complete path
-
-        files = [os.path.expanduser(p) for p in self.get_option("clouds_yaml_path") or []] + list(loader.CONFIG_FILES)
-        config = loader.OpenStackConfig(config_files=files)
-        names = self.get_option("clouds") or config.get_cloud_names()
-        if not names:
-            raise AnsibleParserError(f"no clouds defined in clouds.yaml (searched {', '.join(files)})")
-        targets, failures = [], []
-        for name in names:
-            try:
-                region = config.get_one(cloud=name)
-            except Exception as exc:  # a bad entry is reported like an unreachable cloud
-                failures.append((name, describe_error(exc)))
-                continue
-            targets.append(
-                Target(
-                    name,
-                    region.get_region_name("compute"),
-                    region.get_interface("compute") or "public",
-                    region.get_session,
-                )
-            )
-        return targets, failures
+        """(targets, failures): one target per cloud to read."""
+        return cloud_targets(self.get_option("clouds"), self.get_option("clouds_yaml_path"))
 
     # ------------------------------------------------------------------ fetching
     def _fetch_cloud(self, target):

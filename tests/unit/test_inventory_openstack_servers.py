@@ -7,12 +7,14 @@ import os
 import pathlib
 import shlex
 import subprocess
+import sys
 import uuid
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 import yaml
+from ansible.errors import AnsibleParserError
 from ansible.plugins.connection import ConnectionBase
 
 from ansible_collections.monoscape.paas.plugins.inventory import openstack_servers as plugin
@@ -227,7 +229,7 @@ def workdir(tmp_path, cloud):
             "monoscape": entry("carol"),  # the name inventory/openstack.example.yml reads
             "badpass": entry("alice", BAD),
             "down": entry("alice", url="http://127.0.0.1:9/v3"),
-            # a region list needs openstacksdk's loader (the slow, complete path)
+            # a region list: openstacksdk's loader reads the first region
             "gamma": {**entry("bob"), "regions": ["RegionOne"]},
         }
     }
@@ -248,20 +250,23 @@ def plain(value):
     return value
 
 
-def inventory(workdir, config, *args, env=None):
+def inventory(workdir, config, *args, env=None, cwd=ROOT):
+    """ansible-inventory on `config`, with the workdir's clouds.yaml as OS_CLIENT_CONFIG_FILE
+    (env: other variables; None removes one) and no other OS_* variable of the caller's."""
     path = workdir / "openstack_servers.yml"
     path.write_text(json.dumps({"plugin": "monoscape.paas.openstack_servers", **config}))
-    env = dict(
-        os.environ,
-        OS_CLIENT_CONFIG_FILE=str(workdir / "clouds.yaml"),
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        NO_COLOR="1",
-        ANSIBLE_NOCOLOR="1",
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OS_")},
+        "OS_CLIENT_CONFIG_FILE": str(workdir / "clouds.yaml"),
+        "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
+        "NO_COLOR": "1",
+        "ANSIBLE_NOCOLOR": "1",
         **(env or {}),
-    )
+    }
+    env = {k: v for k, v in env.items() if v is not None}
     proc = subprocess.run(
         ["ansible-inventory", "-i", str(path), "--list", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -318,6 +323,9 @@ def test_groups_hostvars_and_addresses(workdir, cloud):
     calls = cloud.requests[before:]
     assert len([c for c in calls if c[1].endswith("/servers/detail")]) == 4
     assert len([c for c in calls if c[0] == "POST"]) == 2
+    # plain password entries: openstacksdk's loader picks keystoneauth's generic plugin, which reads
+    # Keystone's version document before the token
+    assert calls.count(("GET", "/v3")) == 2
     hostvars = data["_meta"]["hostvars"]
     twins = sorted(h for h in hostvars if h.startswith("twin-"))
     assert len(twins) == 2, "servers sharing a name are both listed, with an id suffix"
@@ -366,7 +374,8 @@ def test_a_failing_cloud_fails_the_inventory(workdir, cloud):
     assert proc.returncode != 0
     assert "cloud badpass: authentication failed" in proc.stderr
     assert "cloud down: cannot reach the API" in proc.stderr
-    assert "cloud nosuch: not defined in clouds.yaml" in proc.stderr
+    clouds = "alpha, badpass, beta, delta, down, gamma, monoscape"
+    assert f"cloud nosuch: not defined in clouds.yaml {workdir / 'clouds.yaml'} (defined: {clouds})" in warnings(proc)
 
 
 def test_partial_results_when_asked(workdir, cloud):
@@ -376,9 +385,9 @@ def test_partial_results_when_asked(workdir, cloud):
     assert len(members(data, "cloud_alpha")) == 5
 
 
-def test_openstacksdk_loader_and_old_compute_api(workdir, cloud):
-    """An entry with a region list goes through openstacksdk's loader; a Nova that refuses
-    microversion 2.47 gets the plain request."""
+def test_region_list_and_old_compute_api(workdir, cloud):
+    """An entry with a region list (openstacksdk's loader reads its first region); a Nova that
+    refuses microversion 2.47 gets the plain request."""
     cloud.refuse_microversion = True
     proc, data = inventory(workdir, {"clouds": ["gamma"]})
     assert proc.returncode == 0, proc.stderr
@@ -642,6 +651,121 @@ def test_cache_key_includes_the_deployment(workdir, cloud):
     assert sorted(other["_meta"]["hostvars"]) == ["other-controller", "other-controller-old", "other-node-1"]
 
 
+# ---------------------------------------------------------------------- clouds.yaml: openstacksdk's loader
+
+
+def clouds_file(path, **entries):
+    path.write_text(json.dumps({"clouds": entries}))
+    return path
+
+
+def test_clouds_yaml_search_order(workdir, cloud):
+    """The first clouds.yaml that exists wins, in openstacksdk's order: OS_CLIENT_CONFIG_FILE,
+    clouds_yaml_path, then the standard locations (the current directory first)."""
+    entries = json.loads((workdir / "clouds.yaml").read_text())["clouds"]
+    here = workdir / "here"
+    here.mkdir()
+    clouds_file(here / "clouds.yaml", beta=entries["beta"])
+    listed = clouds_file(workdir / "listed.yaml", alpha=entries["alpha"])
+    from_env = clouds_file(workdir / "env.yaml", delta=entries["delta"])
+    config = {"clouds_yaml_path": [str(workdir / "missing.yaml"), str(listed)]}
+    no_env = {"OS_CLIENT_CONFIG_FILE": None}
+
+    def clouds_read(config, env):
+        proc, data = inventory(workdir, config, env=env, cwd=here)
+        assert proc.returncode == 0, proc.stderr
+        return sorted(name for name in data if name.startswith("cloud_"))
+
+    assert clouds_read(config, no_env) == ["cloud_alpha"], "clouds_yaml_path before the standard locations"
+    assert clouds_read({}, no_env) == ["cloud_beta"], "the current directory's clouds.yaml"
+    assert clouds_read(config, {"OS_CLIENT_CONFIG_FILE": str(from_env)}) == ["cloud_delta"]
+
+
+def test_secure_yaml_is_merged(workdir, cloud):
+    entries = json.loads((workdir / "clouds.yaml").read_text())["clouds"]
+    alpha = entries["alpha"]
+    clouds_file(workdir / "clouds.yaml", alpha={**alpha, "auth": {**alpha["auth"], "password": BAD}})
+    clouds_file(workdir / "secure.yaml", alpha={"auth": {"password": GOOD}})
+    proc, data = inventory(workdir, {}, env={"OS_CLIENT_SECURE_FILE": str(workdir / "secure.yaml")})
+    assert proc.returncode == 0, proc.stderr
+    assert len(members(data, "cloud_alpha")) == 5
+
+
+@pytest.fixture
+def sdk_env(monkeypatch):
+    """No OS_* variable of the caller's reaches openstacksdk's loader in this process."""
+    for name in [k for k in os.environ if k.startswith("OS_")]:
+        monkeypatch.delenv(name)
+
+
+def test_the_sdk_loader_chooses_the_auth_plugin(tmp_path, sdk_env):
+    auth = {"auth_url": "http://127.0.0.1:5000/v3", "username": "u", "password": GOOD, "user_domain_name": "Default"}
+    path = clouds_file(
+        tmp_path / "clouds.yaml",
+        plain={"auth": {**auth, "tenant-name": "p"}, "region_name": "RegionOne", "interface": "internal"},
+        v3={
+            "auth": {**auth, "project_name": "p", "project_domain_name": "Default"},
+            "auth_type": "v3password",
+            "regions": ["R2", "R3"],
+        },
+        appcred={
+            "auth": {
+                "auth_url": auth["auth_url"],
+                "application_credential_id": "i",
+                "application_credential_secret": "s",
+            },
+            "auth_type": "v3applicationcredential",
+        },
+        broken={"auth": {"auth_url": auth["auth_url"]}, "auth_type": "no-such-plugin"},
+    )
+    targets, failures = plugin.cloud_targets([], [str(path)])
+    assert [name for name, _ in failures] == ["broken"]
+    by_name = {target.name: target for target in targets}
+    assert sorted(by_name) == ["appcred", "plain", "v3"]
+    plain_ = by_name["plain"]
+    assert (plain_.region_name, plain_.interface) == ("RegionOne", "internal")
+    auth_of = {name: target.session().auth for name, target in by_name.items()}
+    assert type(auth_of["plain"]).__module__ == "keystoneauth1.identity.generic.password"
+    assert auth_of["plain"]._project_name == "p"  # tenant-name, as openstacksdk reads it
+    assert type(auth_of["v3"]).__module__ == "keystoneauth1.identity.v3.password"
+    assert (by_name["v3"].region_name, by_name["v3"].interface) == ("R2", "public")
+    assert type(auth_of["appcred"]).__module__ == "keystoneauth1.identity.v3.application_credential"
+
+
+def test_unknown_cloud_names_the_file_and_the_clouds(tmp_path, sdk_env):
+    entry = {"auth": {"auth_url": "http://127.0.0.1:5000/v3", "username": "u", "password": GOOD}}
+    path = clouds_file(tmp_path / "clouds.yaml", b=entry, a=entry)
+    targets, failures = plugin.cloud_targets(["a", "nosuch"], [str(path)])
+    assert [target.name for target in targets] == ["a"]
+    assert failures == [("nosuch", f"not defined in clouds.yaml {path} (defined: a, b)")]
+
+
+def test_no_clouds_yaml_at_all(tmp_path, sdk_env):
+    if any(os.path.exists(path) for path in plugin.sdk_config_loader().CONFIG_FILES):
+        pytest.skip("this machine has a clouds.yaml in a standard location")
+    with pytest.raises(AnsibleParserError, match=r"no clouds.yaml found and no OS_\* variables set"):
+        plugin.cloud_targets([], [str(tmp_path / "missing.yaml")])
+
+
+def test_the_loader_does_not_import_the_whole_sdk():
+    """openstack/__init__.py (openstack.connection, every service proxy) is not run to read
+    clouds.yaml; code that uses the SDK later in the same process gets the whole of it."""
+    script = """
+import sys
+from ansible_collections.monoscape.paas.plugins.inventory import openstack_servers as plugin
+plugin.sdk_config_loader()
+assert "openstack.connection" not in sys.modules and "openstack.cloud" not in sys.modules, sorted(sys.modules)
+import openstack
+from openstack import connection
+assert callable(openstack.connect) and openstack.connection is connection
+import openstack.config
+assert callable(openstack.config.get_cloud_region) and callable(openstack.enable_logging)
+"""
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
 # ---------------------------------------------------------------------- pure helpers
 
 
@@ -662,34 +786,6 @@ def test_pick_address_options():
     assert plugin.pick_address(only_v6)[0] == "fd00::1"
     assert plugin.pick_address(only_v6, only_ipv4=True)[0] is None
     assert "fault" not in lean
-
-
-def test_plain_clouds_yaml_entries_skip_openstacksdk():
-    entry = {
-        "auth": {"auth_url": "http://127.0.0.1:5000/v3", "username": "u", "password": GOOD, "tenant-name": "p"},
-        "region_name": "RegionOne",
-        "identity_api_version": 3,
-        "interface": "internal",
-    }
-    target = plugin.fast_target("c", entry)
-    assert (target.name, target.region_name, target.interface) == ("c", "RegionOne", "internal")
-    session = target.session()
-    assert type(session.auth).__module__ == "keystoneauth1.identity.v3.password"
-    assert session.auth.project_name == "p"
-
-
-@pytest.mark.parametrize(
-    "entry",
-    [
-        {"profile": "vexxhost", "auth": {"username": "u"}},
-        {"auth": {"auth_url": "http://x/v3"}, "regions": ["a", "b"]},
-        {"auth": {"auth_url": "http://x/v3"}, "auth_type": "v3oidcpassword"},
-        {"auth": {"auth_url": "http://x/v2.0"}, "auth_type": "v3applicationcredential", "identity_api_version": 2},
-        {"region_name": "r"},
-    ],
-)
-def test_other_entries_go_through_openstacksdk(entry):
-    assert plugin.fast_target("c", entry) is None
 
 
 @pytest.mark.parametrize("text", ["ProxyCommand=ssh -W %h:%p root@x", "a \"quoted\" \\ 'single' $HOME `x`"])
