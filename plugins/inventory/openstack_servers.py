@@ -241,7 +241,6 @@ import logging
 import os
 import re
 import shlex
-import types
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleParserError
@@ -379,46 +378,14 @@ class Target:
         self.session = session
 
 
-class _DeferredPackage(types.ModuleType):
-    """The `openstack` package with its __init__ not run yet (see sdk_config_loader): a
-    submodule is imported on its own; any other name the package lacks (openstack.connect,
-    openstack.enable_logging, ...) first runs the real __init__, so code in the same process that
-    uses the whole SDK sees it unchanged."""
-
-    def __getattr__(self, name):
-        import importlib  # noqa: PLC0415 - only while `openstack` is deferred
-        import importlib.util  # noqa: PLC0415
-
-        spec = self.__spec__
-        if not name.startswith("__") and importlib.util.find_spec(f"{spec.name}.{name}") is not None:
-            return importlib.import_module(f"{spec.name}.{name}")
-        self.__class__ = types.ModuleType  # from now on an ordinary module: runs __init__ once
-        spec.loader.exec_module(self)
-        return getattr(self, name)
-
-
 def sdk_config_loader():
-    """openstacksdk's clouds.yaml loader, the module openstack.config.loader.
-
-    `import openstack.config.loader` first runs openstack/__init__.py, which imports
-    openstack.connection and with it every service's proxy and the cloud layer (psutil,
-    dogpile, ...): `python -X importtime` puts that at half of the import (about 0.1 s of 0.2 s),
-    none of it used by the loader, which needs keystoneauth (imported for the requests anyway),
-    os_service_types and a few SDK modules. So when nothing has imported `openstack` yet, the
-    package goes into sys.modules with its __init__ deferred (_DeferredPackage) and only the
-    loader's modules are imported."""
-    import importlib  # noqa: PLC0415 - imported only when fetching
-    import importlib.util  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    if "openstack" not in sys.modules:
-        spec = importlib.util.find_spec("openstack")
-        if spec is None:
-            raise AnsibleParserError("openstacksdk is needed to read clouds.yaml: pip install openstacksdk")
-        package = importlib.util.module_from_spec(spec)
-        package.__class__ = _DeferredPackage
-        sys.modules["openstack"] = package
-    return importlib.import_module("openstack.config.loader")
+    """openstacksdk's clouds.yaml loader, the module openstack.config.loader (imported when
+    the inventory is read, not when the plugin is loaded)."""
+    try:
+        from openstack.config import loader  # noqa: PLC0415 - only when the inventory is read
+    except ImportError as exc:
+        raise AnsibleParserError("openstacksdk is needed to read clouds.yaml: pip install openstacksdk") from exc
+    return loader
 
 
 def cloud_targets(names=None, clouds_yaml_path=None):
