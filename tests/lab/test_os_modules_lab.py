@@ -80,12 +80,12 @@ def test_identity_modules(play, lab_admin, lab_admin_cloud, tmp_path):
         checks = [
             ("good", {"monoscape.paas.os_cloud_info": {"ec2_credentials_file": str(pair)}}),
             ("wrong", {"monoscape.paas.os_cloud_info": {"ec2_credentials_file": str(wrong_pair)}}),
-            ("none", {"monoscape.paas.os_cloud_info": {"ec2_credentials_file": str(tmp_path / "none.json")}}),
+            ("missing", {"monoscape.paas.os_cloud_info": {"ec2_credentials_file": str(tmp_path / "none.json")}}),
         ]
         results, proc = play(lab_admin_cloud, checks)
         assert results["good"]["ec2_verified"] is True and results["good"]["ec2_error"] is None, results["good"]
         assert results["wrong"]["ec2_verified"] is False and "HTTP 401" in results["wrong"]["ec2_error"]
-        assert results["none"]["ec2_verified"] is False and "no EC2 credentials" in results["none"]["ec2_error"]
+        assert results["missing"]["ec2_verified"] is False and "no EC2 credentials" in results["missing"]["ec2_error"]
         assert credential["secret"] not in proc.stdout + proc.stderr
         user_id, project_id = identity.find_user(user).id, identity.find_project(project).id
         assert len([c for c in identity.credentials(user_id=user_id, type="ec2") if c.project_id == project_id]) == 1

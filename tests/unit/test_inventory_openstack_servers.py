@@ -744,6 +744,9 @@ def test_no_clouds_yaml_at_all(tmp_path, sdk_env):
         pytest.skip("this machine has a clouds.yaml in a standard location")
     with pytest.raises(AnsibleParserError, match=r"no clouds.yaml found and no OS_\* variables set"):
         plugin.cloud_targets([], [str(tmp_path / "missing.yaml")])
+    # named clouds (the deployment's tenant before its first run): skipped, each with the reason
+    targets, failures = plugin.cloud_targets(["tenant"], [str(tmp_path / "missing.yaml")])
+    assert targets == [] and failures[0][0] == "tenant" and "no clouds.yaml found" in failures[0][1]
 
 
 # ---------------------------------------------------------------------- pure helpers
