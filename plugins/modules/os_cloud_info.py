@@ -15,8 +15,10 @@ description:
     C(error)) instead of failing the task, for status pages.
   - With O(ec2_credentials_file), also checks that an EC2 access/secret pair works, not just that it
     exists - it signs a request with the secret (AWS signature version 2, HMAC-SHA256) and asks Keystone's
-    C(/v3/ec2tokens) for a token with it, as an EC2 client's service would. The secret is read from the file
-    on the control node; it never passes through the task's arguments or its result.
+    C(/v3/ec2tokens) for a token with it, as an EC2 API service does for its clients. Keystone lets only
+    service users and administrators validate EC2 signatures (policy C(identity:ec2tokens_validate)), so
+    O(cloud) must be such a user - the admin cloud, not the pair's own user. The secret is read from the
+    file on the control node; it never passes through the task's arguments or its result.
   - Never changes anything; check mode is supported.
 version_added: 0.1.0
 author: Monoscape developers
@@ -337,9 +339,17 @@ class CloudInfoModule(OpenStackModule):
         identity = session.get_endpoint(service_type="identity", interface=self.conn.config.get_interface())
         url = identity.rstrip("/") + ("" if identity.rstrip("/").endswith("/v3") else "/v3") + "/ec2tokens"
         body = ec2_signed_request(access, secret, urllib.parse.urlsplit(url).netloc)
-        response = self.call(session.post, url, json=body, authenticated=False, raise_exc=False)
+        response = self.call(session.post, url, json=body, raise_exc=False)
         if response.status_code in (200, 201):
             return True, None
+        if response.status_code == 403:
+            return False, (
+                f"cloud {self._cloud_label} may not validate EC2 signatures (Keystone policy "
+                "identity:ec2tokens_validate: a service user or an administrator): give the admin cloud"
+            )
+        if response.status_code == 503:
+            return False, "Keystone does not issue tokens for EC2 credentials: add ec2credential to [auth] methods"
+
         try:
             detail = response.json().get("error", {}).get("message", "")
         except ValueError:
