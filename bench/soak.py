@@ -12,7 +12,7 @@ here unless --no-converge, destroyed at the end unless --keep):
 
 Prints, per phase: requests, errors by kind, p50/p99/max latency. Bounded: each
 phase stops at its request limit or its time limit (defaults 200,000 requests /
-5 min for race, 300,000 requests / 10 min for soak). Asserts nothing.
+15 min for race, 300,000 requests / 10 min for soak). Asserts nothing.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--race-requests", type=int, default=200_000, help="0 skips the race phase")
-    parser.add_argument("--race-seconds", type=int, default=300)
+    parser.add_argument("--race-seconds", type=int, default=900)
     parser.add_argument(
         "--race-baseline", action="store_true", help="race first without the bundle's responseHeaderEncoding"
     )
