@@ -16,6 +16,13 @@ class Bootstrap:
         self.db = db
         self.podman = podman
 
+    def manage(self, argv, log):
+        """Return code of a *-manage command in the lab's environment, its output appended to log."""
+        with open(log, "ab") as out:
+            return subprocess.run(
+                [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=base_env(self.s), check=False
+            ).returncode
+
     def keystone_bootstrap(self, pw):
         s = self.s
         url = f"http://{HOST}:{PORTS['keystone']}/v3"
@@ -36,11 +43,7 @@ class Bootstrap:
             url,
         ]
         log = s.log("keystone-bootstrap")
-        with open(log, "ab") as out:
-            rc = subprocess.run(
-                [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=base_env(self.s), check=False
-            ).returncode
-        if rc:
+        if self.manage(argv, log):
             raise LabError("keystone-manage bootstrap failed", log)
 
     def bootstrap(self, what, background=False):
@@ -86,10 +89,7 @@ class Bootstrap:
                     "cell_v2",
                     "discover_hosts",
                 ]
-                with open(s.log("nova-manage"), "ab") as out:
-                    subprocess.run(
-                        [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=base_env(self.s), check=False
-                    )
+                self.manage(argv, s.log("nova-manage"))
                 continue
             time.sleep(0.5)
         raise LabError("compute hosts were not mapped to cell1", s.log("nova-manage"))

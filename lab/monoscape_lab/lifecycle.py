@@ -140,10 +140,10 @@ class Lifecycle:
             for name in namespaces:
                 labnet.delete_ns(name)
 
-    def init(self):
+    def purge(self):
+        """Remove the cloud: its instance containers, networks, configuration, data and state
+        (the processes are stopped; logs stay)."""
         s = self.s
-        self.console.say("initialising a new cloud")
-        self.processes.stop_many([svc.name for svc in reversed(SERVICES)])
         self.podman.purge()
         labnet.purge()
         for path in (s.etc, s.data, s.run, s.clouds_yaml, s.state_file):
@@ -151,6 +151,12 @@ class Lifecycle:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+
+    def init(self):
+        s = self.s
+        self.console.say("initialising a new cloud")
+        self.processes.stop_many([svc.name for svc in reversed(SERVICES)])
+        self.purge()
         for old in s.logs.glob("*.log"):
             if old.name not in ("labctl.log", "lab-venv.log", "apt-install.log", "test-hosts.log"):
                 old.unlink()
@@ -217,13 +223,7 @@ class Lifecycle:
             if left:
                 raise LabError(f"lab processes still running after stop: {sorted(left)}", s.labctl_log)
             if purge:
-                self.podman.purge()
-                labnet.purge()
-                for path in (s.etc, s.data, s.run, s.clouds_yaml, s.state_file):
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    elif path.exists():
-                        path.unlink()
+                self.purge()
                 self.console.say(f"lab stopped and purged (logs kept in {s.logs})")
             else:
                 self.console.say("lab stopped")
