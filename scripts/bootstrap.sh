@@ -14,7 +14,8 @@ log() { printf '[bootstrap %4ss] %s\n' "$SECONDS" "$*"; }
 mkdir -p "$CACHE"
 
 need=()
-for p in python3-venv mono-mcs libmono-system-web4.0-cil curl git openssh-client; do
+# systemd: systemd-analyze checks the reconcile timer's units (playbooks/reconciler.yml)
+for p in python3-venv mono-mcs libmono-system-web4.0-cil curl git openssh-client systemd; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
