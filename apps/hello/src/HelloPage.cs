@@ -20,6 +20,9 @@ namespace Monoscape.Samples
             Response.StatusCode = 500;
 #endif
             string q = Request.QueryString["q"] ?? "";
+            int sleep;
+            if (int.TryParse(Request.QueryString["sleep"], out sleep) && sleep > 0)
+                Thread.Sleep(Math.Min(sleep, 10000));
             string digest;
             using (SHA256 sha = SHA256.Create())
             {

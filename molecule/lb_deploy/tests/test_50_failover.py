@@ -1,6 +1,7 @@
 """Failover under load (issue #17), measured through the load balancer with 8
-client threads: an app instance killed with SIGKILL, then a whole node killed
-(its container). No request may fail, the 99th percentile of the latency must
+client threads: an app instance killed with SIGKILL, a server marked DOWN while
+it answers slow requests, then a whole node killed (its container). No request
+may fail, the 99th percentile of the latency must
 stay within 1 s, and an instance that comes back takes traffic only once warm:
 no request waits for its first (compiling) request, whose time monoscape-warmup
 logs. The numbers go to
@@ -8,11 +9,29 @@ build/logs/lb-deploy-measurements.txt."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import time
+import uuid
+from http.client import HTTPConnection
 
 import pytest
-from conftest import APP, NODES, TENANT, VARS, Stream, backend_servers, package, podman, run_runbook, sh
+from conftest import (
+    APP,
+    CONTROLLER,
+    NODES,
+    PREFIX,
+    TENANT,
+    VARS,
+    Stream,
+    address,
+    backend_servers,
+    package,
+    podman,
+    run_runbook,
+    sh,
+)
 from test_30_deploy import output, report
 
 V1 = VARS["lb_deploy_first_version"]
@@ -92,6 +111,53 @@ def test_a_killed_instance_costs_no_request_and_comes_back_warm(deployed):
     # no request waited for the restarted instance's first, compiling request
     assert max(stream.latencies) < max(warmup, P99_LIMIT), stream.summary()
     assert stream.hosts[node] > 0, stream.summary()
+
+
+def slow_get(nonce: str, sleep_ms: int) -> tuple[str, float]:
+    """One GET through the load balancer that the app answers after sleep_ms: the
+    host that answered (or the error), and when (time.monotonic())."""
+    conn = HTTPConnection(address(CONTROLLER), VARS["lb_deploy_http_port"], timeout=30)
+    try:
+        conn.request("GET", f"{PREFIX}?q={nonce}&sleep={sleep_ms}")
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace")
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}", time.monotonic()
+    finally:
+        conn.close()
+    fields = dict(line.split(": ", 1) for line in body.splitlines() if ": " in line)
+    if resp.status != 200 or fields.get("sha256(q)") != hashlib.sha256(nonce.encode()).hexdigest():
+        return f"{resp.status} {body[:120]!r}", time.monotonic()
+    return fields["host"], time.monotonic()
+
+
+def test_a_server_marked_down_finishes_the_requests_it_is_answering(deployed):
+    """Slow requests (8 s) are in flight on both nodes when the first node's health
+    check starts failing (its instance's ready flag is taken away, so its nginx answers
+    503): HAProxy marks it DOWN, sends it nothing new, and lets it answer what it has
+    (load_balancer_on_marked_down empty: `shutdown-sessions` would cut those clients'
+    connections without a response)."""
+    node = NODES[0]
+    ready = f"/run/monoscape/{INSTANCE}/ready"
+    answers: list[tuple[str, float]] = []
+    clients = [
+        threading.Thread(target=lambda: answers.append(slow_get(uuid.uuid4().hex, 8000))) for _ in range(6)
+    ]
+    for client in clients:
+        client.start()
+    time.sleep(0.5)
+    sh(node, f"mv {ready} {ready}.held")
+    try:
+        wait_for(lambda: server_state(node) == "DOWN", 7, "the server whose health check fails marked DOWN")
+        down = time.monotonic()
+        for client in clients:
+            client.join(30)
+    finally:
+        sh(node, f"mv {ready}.held {ready}")
+    wait_for(lambda: server_state(node) == "UP", 15, "the server UP again once its health check passes")
+    hosts = [host for host, _ in answers]
+    assert len(answers) == len(clients) and set(hosts) <= set(NODES), answers
+    assert [at for host, at in answers if host == node and at > down], f"no answer from {node} after DOWN: {answers}"
 
 
 def test_a_killed_node_costs_no_request(deployed):
