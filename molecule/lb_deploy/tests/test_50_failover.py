@@ -140,9 +140,7 @@ def test_a_server_marked_down_finishes_the_requests_it_is_answering(deployed):
     node = NODES[0]
     ready = f"/run/monoscape/{INSTANCE}/ready"
     answers: list[tuple[str, float]] = []
-    clients = [
-        threading.Thread(target=lambda: answers.append(slow_get(uuid.uuid4().hex, 8000))) for _ in range(6)
-    ]
+    clients = [threading.Thread(target=lambda: answers.append(slow_get(uuid.uuid4().hex, 8000))) for _ in range(6)]
     for client in clients:
         client.start()
     time.sleep(0.5)
