@@ -233,6 +233,13 @@ def connect_error(exc):
     return where
 
 
+def failed_url(exc):
+    """The URL a keystoneauth connection failure was about, else None."""
+    where = str(exc).split(": HTTP", 1)[0].split(": (", 1)[0]
+    last = where.rsplit(" ", 1)[-1]
+    return last if last.startswith(("http://", "https://")) else None
+
+
 def request_url(exc):
     """The URL of the request a keystoneauth timeout was about ('Request to URL timed out')."""
     text = str(exc)
@@ -474,15 +481,20 @@ class OpenStackModule:
         try:
             auth = (self._conn.config.config.get("auth") or {}) if self._conn is not None else {}
             if auth.get("auth_url") and url.startswith(auth["auth_url"].rstrip("/")):
-                best, found = auth["auth_url"], "identity"
-            access = self._conn.session.auth.get_access(self._conn.session) if self._conn is not None else None
+                best, found = auth["auth_url"].rstrip("/"), "identity"
+        except Exception:  # only for the message
+            pass
+        try:
+            # only a token already held: asking Keystone for one here could fail (or hang) again
+            auth_plugin = self._conn.session.auth if self._conn is not None else None
+            access = getattr(auth_plugin, "auth_ref", None)
             for service in (access.service_catalog.catalog if access is not None else []) or []:
                 for endpoint in service.get("endpoints") or []:
                     prefix = (endpoint.get("url") or "").rstrip("/")
                     if prefix and url.startswith(prefix) and len(prefix) > len(best):
                         best, found = prefix, service.get("type")
-        except Exception:  # only for the message: a catalog that cannot be read names no service
-            found = None
+        except Exception:  # only for the message: a catalog that cannot be read names no more
+            pass
         return SERVICE_NAMES.get(found, found) or "OpenStack"
 
     def _auth_summary(self):
@@ -521,10 +533,10 @@ class OpenStackModule:
                         return found
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def wait_for(self, fetch, ready, what, failed=None, timeout=None):
+    def wait_for(self, fetch, ready, what, failed=None, timeout=None, stuck=None):
         """Poll ``fetch()`` until ``ready(obj)``; fail early if ``failed(obj)``
-        returns a reason; on timeout fail saying what was awaited and what was
-        seen last. Returns the last object."""
+        returns a reason; on timeout fail saying what was awaited, what was
+        seen last and (``stuck(obj)``, if given) what to check. Returns the last object."""
         timeout = self.params.get("timeout") if timeout is None else timeout
         deadline = time.monotonic() + max(0, timeout)
         interval = self.poll_interval
@@ -539,10 +551,10 @@ class OpenStackModule:
                     raise ModuleFailure(f"{what} failed: {reason}")
             if time.monotonic() >= deadline:
                 seen = getattr(last, "status", None) if last is not None else "nothing"
-                raise ModuleFailure(
-                    f"timed out after {timeout} s waiting for {what} (last seen: {seen});"
-                    " raise timeout or check the cloud"
+                advice = (stuck(last) if stuck is not None and last is not None else None) or (
+                    "raise timeout or check the cloud"
                 )
+                raise ModuleFailure(f"timed out after {timeout} s waiting for {what} (last seen: {seen}); {advice}")
             time.sleep(interval)
             interval = min(interval * 1.5, 5.0)
 
@@ -712,8 +724,13 @@ class OpenStackModule:
                 " overloaded? Check it; raise api_timeout only if it is merely slow"
             )
         elif kind("ConnectFailure"):
-            message = f"cannot reach the OpenStack API of cloud {cloud}: {connect_error(exc)}."
-            message += " Is the cloud running and auth_url right?"
+            service = self.service_of(failed_url(exc))
+            message = f"cannot reach the {service} API of cloud {cloud}: {connect_error(exc)}."
+            message += (
+                " Is the cloud running and auth_url right?"
+                if service == "OpenStack"
+                else f" Is the {service} service running? Start it, then run again"
+            )
         elif kind("EndpointNotFound") or isinstance(exc, sdk_exc.EndpointNotFound):
             message = f"cloud {cloud} has no such service endpoint ({exc}); check region_name and interface"
         elif kind("MissingRequiredOptions"):

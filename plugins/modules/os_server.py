@@ -274,6 +274,20 @@ REGEX_SPECIAL = set(".^$*+?()[]{}|\\")
 DEPLOYMENT_KEY = "monoscape_deployment"
 
 
+def stuck_advice(server):
+    """What to check when a server stays in a transitional state: a build that never
+    ends is Nova's compute service (or its scheduler) not doing its part."""
+    if server.status != "BUILD":
+        return None
+    task = server.task_state or "none"
+    return (
+        f"Nova has not finished building it (task_state {task}): is Nova's compute service"
+        " (nova-compute) on its host running"
+        + (", and nova-scheduler and nova-conductor?" if task == "scheduling" else "?")
+        + " Check it, then run again (the server is kept; raise timeout if the cloud is merely slow)"
+    )
+
+
 def exact_name_regex(name):
     return "^" + "".join("\\" + c if c in REGEX_SPECIAL else c for c in name) + "$"
 
@@ -521,6 +535,7 @@ class ServerModule(OpenStackModule):
                 ready=lambda s: s.status == "ACTIVE",
                 failed=lambda s: "ERROR" if s.status == "ERROR" else None,
                 what=f"server {self.params['name']!r} to become ACTIVE",
+                stuck=stuck_advice,
             )
         except ModuleFailure:
             current = self.get_server(server.id)
@@ -598,6 +613,7 @@ class ServerModule(OpenStackModule):
             lambda: self.get_server(server.id),
             ready=lambda s: s.status in STABLE and not s.task_state,
             what=f"server {server.name!r} to leave {server.status}",
+            stuck=stuck_advice,
         )
 
     # ------------------------------------------------------------------ main

@@ -4,7 +4,9 @@
 import os
 import pathlib
 import shlex
+import signal
 import subprocess
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 LABCTL = ROOT / "lab" / "labctl"
@@ -49,8 +51,6 @@ def instance_exec(server_id, command, timeout=30):
 
 def wait_until(predicate, timeout, interval=0.2):
     """Seconds until predicate() is true, or None after timeout."""
-    import time  # noqa: PLC0415 - only the lab tests wait
-
     started = time.monotonic()
     while True:
         if predicate():
@@ -66,3 +66,43 @@ def console_host_keys(console):
     from ansible_collections.monoscape.paas.plugins.module_utils.host_keys import parse_console  # noqa: PLC0415
 
     return [f"{key.key_type} {key.key}" for key in parse_console(console) or []]
+
+
+SERVICES = (  # the lab's services, as `labctl status` names them
+    "mariadb",
+    "memcached",
+    "rabbitmq",
+    "keystone",
+    "glance-api",
+    "placement-api",
+    "nova-api",
+    "neutron-api",
+    "nova-conductor",
+    "nova-scheduler",
+    "nova-compute-podman",
+    "nova-compute-fake",
+)
+
+
+def status():
+    """{service: (state, [pids])} from `labctl status`."""
+    out = labctl("status").stdout
+    rows = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and fields[0] in SERVICES:
+            pids = fields[-1]
+            rows[fields[0]] = (fields[1], [int(p) for p in pids.split(",")] if pids != "-" else [])
+    return rows
+
+
+def kill_service(name, sig=signal.SIGKILL):
+    """Signal every process of a lab service; wait until `labctl status` shows none (20 s)."""
+    _, pids = status()[name]
+    assert pids, f"{name} has no processes"
+    for pid in pids:
+        os.kill(pid, sig)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and status()[name][1]:
+        time.sleep(0.2)
+    return pids

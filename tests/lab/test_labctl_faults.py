@@ -15,34 +15,7 @@ import subprocess
 import time
 import uuid
 
-from lab_helpers import labctl, podman
-
-SERVICES = (
-    "mariadb",
-    "memcached",
-    "rabbitmq",
-    "keystone",
-    "glance-api",
-    "placement-api",
-    "nova-api",
-    "neutron-api",
-    "nova-conductor",
-    "nova-scheduler",
-    "nova-compute-podman",
-    "nova-compute-fake",
-)
-
-
-def status():
-    """{service: (state, [pids])} from `labctl status`."""
-    out = labctl("status").stdout
-    rows = {}
-    for line in out.splitlines():
-        fields = line.split()
-        if fields and fields[0] in SERVICES:
-            pids = fields[-1]
-            rows[fields[0]] = (fields[1], [int(p) for p in pids.split(",")] if pids != "-" else [])
-    return rows
+from lab_helpers import SERVICES, kill_service, labctl, podman, status
 
 
 def assert_all_up():
@@ -63,17 +36,6 @@ def assert_one_line_error(proc, *needles):
 
 def lab_dir(lab_env):
     return pathlib.Path(lab_env["MONOSCAPE_LAB_DIR"])
-
-
-def kill_service(name, sig=signal.SIGKILL):
-    _, pids = status()[name]
-    assert pids, f"{name} has no processes"
-    for pid in pids:
-        os.kill(pid, sig)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and status()[name][1]:
-        time.sleep(0.2)
-    return pids
 
 
 def test_up_is_idempotent_and_fast_when_the_lab_runs(lab_env):

@@ -368,7 +368,7 @@ class Compute(Base):
             id=new_id(),
             name=attrs["name"],
             status=self.build_status,
-            task_state=None,
+            task_state="scheduling" if self.build_status == "BUILD" else None,  # no compute took it
             fault={"message": "No valid host was found."} if self.build_status == "ERROR" else None,
             image=Res(id=attrs["image_id"]),
             flavor=Res(original_name=flavor.name, ram=flavor.ram),

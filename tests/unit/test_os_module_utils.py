@@ -6,6 +6,7 @@ import ast
 import contextlib
 import os
 import pathlib
+import socket
 import stat
 import time
 from http.server import ThreadingHTTPServer
@@ -383,6 +384,64 @@ def test_a_hung_api_fails_in_api_timeout_naming_the_service(monkeypatch, hung_cl
     assert "is that service hung" in message
     assert elapsed < hung_cloud.hang - 0.5  # the timeout, not the hang, ended it; no retries
     assert len([r for r in hung_cloud.requests if r[1].startswith("/compute")]) <= 2  # discovery + the call
+
+
+def closed_port():
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RefusedCompute(HungCompute):
+    """Keystone issues tokens whose catalog sends compute to a port nothing listens on:
+    nova-api stopped."""
+
+    def __init__(self):
+        super().__init__()
+        self.compute = f"http://127.0.0.1:{closed_port()}/compute/v2.1"
+
+
+class RefusedHandler(HungHandler):
+    def do_POST(self):
+        server = self.server
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        catalog = [endpoint("identity", "keystone", f"{server.base}/v3"), endpoint("compute", "nova", server.compute)]
+        self.reply(201, token({"id": "u1", "name": "admin"}, "admin", "admin", catalog), {"X-Subject-Token": "token-1"})
+
+
+def run_keypair_module(monkeypatch, auth_url):
+    """os_keypair's main against auth_url with no retries: its failure message."""
+    from ansible.module_utils import basic  # noqa: PLC0415 - only these tests run a module's main
+    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
+
+    from ansible_collections.monoscape.paas.plugins.modules import os_keypair  # noqa: PLC0415
+
+    def fail_json(self, msg, **kwargs):
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    auth = {"auth_url": auth_url, "username": "admin", "password": "pw", "project_name": "admin"}  # a fixture
+    auth.update(user_domain_name="Default", project_domain_name="Default")
+    args = {"name": "deploy", "cloud": {"auth": auth, "region_name": "RegionOne"}, "api_retries": 0}
+    with patch_module_args(args), pytest.raises(RuntimeError) as failure:
+        os_keypair.main()
+    return str(failure.value)
+
+
+def test_a_stopped_keystone_is_named(monkeypatch):
+    message = run_keypair_module(monkeypatch, f"http://127.0.0.1:{closed_port()}/v3")
+    assert message.startswith("cannot reach the identity (Keystone) API of cloud (inline cloud):"), message
+    assert "connection refused" in message and "Is the identity (Keystone) service running?" in message
+
+
+def test_a_stopped_service_of_the_catalog_is_named(monkeypatch):
+    server = RefusedCompute()
+    server.RequestHandlerClass = RefusedHandler
+    with serving(server):
+        message = run_keypair_module(monkeypatch, f"{server.base}/v3")
+    assert message.startswith("cannot reach the compute (Nova) API of cloud (inline cloud):"), message
+    assert server.compute in message and "Is the compute (Nova) service running?" in message
 
 
 def test_api_timeout_has_a_default_and_zero_means_none():

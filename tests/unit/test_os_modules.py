@@ -638,6 +638,19 @@ def test_server_build_error_is_cleaned_up(run, cloud, base_image):
     assert not cloud.compute.servers_
 
 
+def test_a_build_that_never_ends_names_nova_compute_and_keeps_the_server(run, cloud, base_image):
+    cloud.compute.build_status = "BUILD"  # the compute service that should build it is down
+    result = run(os_server, dict(SERVER, timeout=0))
+    assert result["failed"]
+    assert "waiting for server 'acme-node-1' to become ACTIVE (last seen: BUILD)" in result["msg"]
+    assert "(task_state scheduling): is Nova's compute service (nova-compute)" in result["msg"]
+    assert "nova-scheduler and nova-conductor" in result["msg"]
+    assert len(cloud.compute.servers_) == 1  # kept: the next run waits for it (or replaces it in ERROR)
+    again = run(os_server, dict(SERVER, timeout=0))
+    assert again["failed"] and "to leave BUILD (last seen: BUILD)" in again["msg"]
+    assert "nova-compute" in again["msg"] and len(cloud.compute.servers_) == 1
+
+
 def test_server_duplicate_names_are_refused(run, cloud, base_image):
     run(os_server, SERVER)
     server = next(iter(cloud.compute.servers_.values()))
