@@ -497,6 +497,18 @@ class OpenStackModule:
             pass
         return SERVICE_NAMES.get(found, found) or "OpenStack"
 
+    def identity_unreachable(self):
+        """Why the cloud's Keystone (auth_url) does not answer, else None: a service that
+        answers 503 may be up but unable to check tokens (for messages only)."""
+        try:
+            auth_url = (self._conn.config.config.get("auth") or {}).get("auth_url") if self._conn else None
+            if not auth_url:
+                return None
+            response = self._conn.session.get(auth_url, authenticated=False, raise_exc=False, timeout=5)
+        except Exception as exc:  # refused, timed out: that is the answer
+            return connect_error(exc)
+        return f"HTTP {response.status_code} from {auth_url}" if response.status_code >= 500 else None
+
     def _auth_summary(self):
         """auth_url / user / project of the connection, never the password."""
         try:
@@ -745,6 +757,12 @@ class OpenStackModule:
             )
         elif isinstance(exc, sdk_exc.ResourceTimeout):
             message = f"{details}; raise timeout or check the cloud"
+        elif status == 503 and (down := self.identity_unreachable()):
+            message = (
+                f"OpenStack API error 503: {details} The identity (Keystone) API of cloud {cloud} does not answer"
+                f" ({down}), and every other service needs it to check tokens. Is the identity (Keystone)"
+                " service running? Start it, then run again"
+            )
         elif status is not None:
             message = f"OpenStack API error {status}: {details}"
         else:

@@ -4,9 +4,11 @@ serves the sample app through the load balancer at the controller's floating IP;
 only the load balancer is public (the dashboard and SSH answer the operator's
 address only, nodes are unreachable from outside, node ports answer the
 controller only, and removing that rule cuts it within 5 s); a second run
-changes nothing; status; a node whose host key changed stops the run until it is
-re-pinned; scale 2 -> 3 -> 2 with the app served throughout; credentials rotated;
-recovery after the lab restarts; teardown leaves nothing behind (no floating IP,
+changes nothing; status; Keystone stopped during a run (named, and the next run
+changes nothing); a node whose host key changed stops the run until it is
+re-pinned; scale 2 -> 3 (nova-compute killed first: named; the re-run scales out)
+-> 2 with the app served throughout; self-healing; credentials rotated; the lab
+killed in the middle of a run and recovered; teardown leaves nothing behind (no floating IP,
 router, network or port either). The project is shared with neighbours (two nodes
 of another deployment and 50 untagged servers): no run targets, changes or counts
 them, status lists them only when asked, and teardown keeps the project while
@@ -19,12 +21,14 @@ its wall time in build/logs/e2e-timings.json.
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import pathlib
 import re
 import secrets
+import signal
 import socket
 import ssl
 import subprocess
@@ -37,7 +41,8 @@ import openstack
 import openstack.config
 import pytest
 import yaml
-from lab_helpers import instance_exec, wait_until
+from lab_helpers import instance_exec, kill_service, labctl, wait_until
+from lab_helpers import status as lab_status
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 LOGS = ROOT / "build" / "logs"
@@ -97,8 +102,8 @@ class Deployment:
         )
         (self.inventory / "group_vars" / "all" / "deployment.yml").write_text(yaml.safe_dump(settings))
 
-    def run(self, step, script, timeout=1800, **variables):
-        """Run a runbook command with INVENTORY set; returns (rc, output, seconds)."""
+    def start(self, step, script, **variables):
+        """Start a runbook command with INVENTORY set, in the background (Running)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
         env.update(
             INVENTORY=str(self.inventory),
@@ -107,29 +112,62 @@ class Deployment:
             PATH=f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
         )
         env.update({k: str(v) for k, v in variables.items()})
-        started = time.monotonic()
-        proc = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        elapsed = time.monotonic() - started
-        output = proc.stdout + proc.stderr
-        LOGS.mkdir(parents=True, exist_ok=True)
-        (LOGS / f"e2e-{step}.log").write_text(
-            f"$ {script}\n# {variables}\n# rc={proc.returncode} in {elapsed:.1f} s\n{output}"
-        )
-        TIMINGS[step] = round(elapsed, 1)
-        (LOGS / "e2e-timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
-        return proc.returncode, output, elapsed
+        return Running(step, script, variables, env)
+
+    def run(self, step, script, timeout=1800, **variables):
+        """Run a runbook command with INVENTORY set; returns (rc, output, seconds)."""
+        return self.start(step, script, **variables).finish(timeout)
 
     def playbook(self, step, playbook, *args, timeout=1800):
         script = 'ansible-playbook -i "$INVENTORY" ' + playbook + "".join(f" {a}" for a in args)
         return self.run(step, script, timeout=timeout)
+
+
+class Running:
+    """A runbook command running (its stdout and stderr in one file): wait for a line
+    of its output, then for its end. The whole output goes to build/logs/e2e-<step>.log
+    and the wall time to build/logs/e2e-timings.json."""
+
+    def __init__(self, step, script, variables, env):
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.step, self.script, self.variables = step, script, variables
+        self.log = LOGS / f"e2e-{step}.log"
+        self.header = f"$ {script}\n# {variables}\n"
+        self.log.write_text(self.header)
+        self.started = time.monotonic()
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(
+                ["bash", "-euo", "pipefail", "-c", script],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+    def output(self):
+        return self.log.read_text(errors="replace")[len(self.header) :]
+
+    def wait_for(self, text, timeout):
+        """Until the output has `text` (the run must still be going then)."""
+        waited = wait_until(lambda: text in self.output() or self.proc.poll() is not None, timeout)
+        assert waited is not None and text in self.output(), f"{self.step}: no {text!r}:\n{tail(self.output())}"
+
+    def finish(self, timeout):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        elapsed = time.monotonic() - self.started
+        output = self.output()
+        with self.log.open("a") as out:
+            out.write(f"# rc={self.proc.returncode} in {elapsed:.1f} s\n")
+        TIMINGS[self.step] = round(elapsed, 1)
+        (LOGS / "e2e-timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
+        return self.proc.returncode, output, elapsed
 
 
 def recap(output):
@@ -585,6 +623,44 @@ def test_status_prints_the_deployment(deployment, neighbours):
     assert "Not ours" in output and len(re.findall(r"-team-\d\d\s", output)) == NEIGHBOURS, tail(output, 80)
 
 
+def fault_run(deployment, step, script, fault, after="PLAY [Create the PaaS tenant]", **variables):
+    """Start a runbook command, call fault() once its output shows `after`, let the
+    run end; then `labctl up` (it starts whatever is not running). (rc, output)."""
+    running = deployment.start(step, script, **variables)
+    try:
+        running.wait_for(after, 600)
+        fault()
+        rc, output, _ = running.finish(900)
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait()
+        proc = labctl("up", timeout=900)
+        assert proc.returncode == 0, proc.stderr
+    assert rc != 0, f"{step}: the run did not fail:\n{tail(output)}"
+    return rc, output
+
+
+def test_keystone_stopped_during_a_run_is_named_and_the_next_run_changes_nothing(deployment, admin):
+    """Keystone is stopped while a no-op site.yml runs: the run fails, saying it cannot
+    reach the identity (Keystone) API; once Keystone is back, the next run converges
+    with no change, and the deployment has exactly what it had (nothing twice, nothing
+    orphaned)."""
+    before = sorted(leftovers(admin, deployment.name))
+    stop_keystone = functools.partial(kill_service, "keystone", signal.SIGTERM)
+    _, output = fault_run(deployment, "fault-keystone", runbook("site"), stop_keystone)
+    # refused at Keystone itself, or (a token already held) a 503 from a service that cannot check it
+    assert re.search(
+        r"cannot reach the identity \(Keystone\) API|The identity \(Keystone\) API .* does not answer", output
+    ), tail(output, 60)
+    assert "Is the identity (Keystone) service running?" in output, tail(output, 60)
+    rc, output, _ = deployment.run("fault-keystone-rerun", runbook("site"))
+    assert rc == 0, tail(output, 80)
+    changed = {host: counts[1] for host, counts in recap(output).items() if counts[1]}
+    assert changed == {}, f"the run after Keystone's outage changed something: {changed}\n{tail(output, 80)}"
+    assert sorted(leftovers(admin, deployment.name)) == before
+
+
 def test_a_changed_host_key_stops_the_run_until_repinned(deployment, admin, tenant):
     """node-2 rebuilt under the same name (new server, new host keys): the next run
     stops before connecting, naming the server; the runbook's re-pin command takes
@@ -617,13 +693,33 @@ def test_a_changed_host_key_stops_the_run_until_repinned(deployment, admin, tena
 
 
 def test_scale_out_to_three_nodes(deployment, admin, neighbours):
+    """nova-compute is killed as the scale-out starts: Nova queues node-3's build for
+    it, the run fails after fleet_timeout naming nova-compute. With nova-compute back
+    (labctl up), the runbook's command scales out, the app served throughout, and the
+    deployment has one more server and its port, nothing twice and nothing orphaned."""
+    before = leftovers(admin, deployment.name)
+    _, output = fault_run(
+        deployment,
+        "scale-out-no-compute",
+        runbook("scale").rstrip() + " -e fleet_timeout=45\n",
+        lambda: kill_service("nova-compute-podman"),
+        after="PLAY [Scale | check the apps' versions before changing anything]",
+        COUNT=3,
+    )
+    assert f"server '{deployment.name}-node-3'" in output, tail(output, 60)
+    assert "is Nova's compute service (nova-compute) on its host running" in output, tail(output, 60)
     url, context = app_url(deployment, admin), tls(deployment)
     with RequestStream(url, context) as stream:
         rc, output, _ = deployment.run("scale-out", runbook("scale"), COUNT=3)
     assert rc == 0, tail(output, 80)
     assert stream.failures == [], stream.failures[:10]
-    assert len(servers(admin, deployment.name, "node")) == 3
+    assert [s.name for s in servers(admin, deployment.name, "node")] == [
+        f"{deployment.name}-node-{n}" for n in (1, 2, 3)
+    ]
     assert neighbours.untouched(), "scale-out touched servers that are not the deployment's"
+    added = sorted(set(leftovers(admin, deployment.name)) - set(before))
+    assert set(before) <= set(leftovers(admin, deployment.name))
+    assert len(added) == 2 and added[1] == f"server {deployment.name}-node-3" and added[0].startswith("port "), added
     hosts = set()
     for _ in range(30):
         _, body = get(url, context=context)
@@ -708,7 +804,21 @@ def test_rotate_credentials(deployment):
         connect_dict(old).authorize()
 
 
-def test_recover_after_the_lab_restarts(deployment, admin):
+def test_recover_after_the_lab_restarts_in_the_middle_of_a_run(deployment, admin):
+    """The whole lab goes down (every process killed at once, like a power cut of the
+    control plane) while site.yml runs: the run fails naming the API it could not
+    reach. The recover runbook (labctl down, up, site.yml with the full check) then
+    changes nothing, the app is served, and the deployment has exactly what it had."""
+    before = sorted(leftovers(admin, deployment.name))
+
+    def power_cut():
+        for _, pids in lab_status().values():
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    _, output = fault_run(deployment, "restart-mid-run", runbook("site"), power_cut)
+    assert re.search(r"cannot reach the \w+ \(\w+\) API of cloud", output), tail(output, 60)
     rc, output, _ = deployment.run("recover", runbook("recover"), timeout=2400)
     assert rc == 0, tail(output, 80)
     hosts = recap(output)
@@ -716,6 +826,7 @@ def test_recover_after_the_lab_restarts(deployment, admin):
     status, body = get(app_url(deployment, admin), context=tls(deployment))
     assert status == 200
     assert "version: 1.0.0" in body
+    assert sorted(leftovers(admin, deployment.name)) == before
 
 
 def test_teardown_leaves_nothing(deployment, admin, neighbours):

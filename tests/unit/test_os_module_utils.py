@@ -444,6 +444,43 @@ def test_a_stopped_service_of_the_catalog_is_named(monkeypatch):
     assert server.compute in message and "Is the compute (Nova) service running?" in message
 
 
+class KeystoneGone(HungCompute):
+    """Keystone issues a token, then stops answering (503, as behind a proxy); nova-api
+    is up but cannot check the token: keystonemiddleware's 503."""
+
+    def __init__(self):
+        super().__init__()
+        self.issued = False
+
+
+class KeystoneGoneHandler(HungHandler):
+    def do_GET(self):
+        server = self.server
+        if server.issued and self.path.startswith("/v3"):
+            self.reply(503, {"error": "keystone is down"})
+        elif self.path.startswith("/compute"):
+            message = "The server is currently unavailable. Please try again at a later time."
+            self.reply(503, {"error": {"code": 503, "title": "Service Unavailable", "message": message}})
+        else:
+            self.reply_identity_version()
+
+    def do_POST(self):
+        super().do_POST()
+        self.server.issued = True
+
+
+def test_a_service_that_cannot_check_tokens_names_keystone(monkeypatch):
+    server = KeystoneGone()
+    server.RequestHandlerClass = KeystoneGoneHandler
+    with serving(server):
+        message = run_keypair_module(monkeypatch, f"{server.base}/v3")
+    assert message.startswith("OpenStack API error 503:"), message
+    assert f"The identity (Keystone) API of cloud (inline cloud) does not answer (HTTP 503 from {server.base}/v3)" in (
+        message
+    )
+    assert "Is the identity (Keystone) service running?" in message
+
+
 def test_api_timeout_has_a_default_and_zero_means_none():
     assert base.COMMON_ARGUMENT_SPEC["api_timeout"]["default"] == base.DEFAULT_API_TIMEOUT == 60
     module = base.OpenStackModule.__new__(base.OpenStackModule)
