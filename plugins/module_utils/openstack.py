@@ -478,13 +478,11 @@ class OpenStackModule:
         if not url:
             return "OpenStack"
         best, found = "", None
-        try:
+        with contextlib.suppress(Exception):  # only for the message
             auth = (self._conn.config.config.get("auth") or {}) if self._conn is not None else {}
             if auth.get("auth_url") and url.startswith(auth["auth_url"].rstrip("/")):
                 best, found = auth["auth_url"].rstrip("/"), "identity"
-        except Exception:  # only for the message
-            pass
-        try:
+        with contextlib.suppress(Exception):  # only for the message: a catalog that cannot be read names no more
             # only a token already held: asking Keystone for one here could fail (or hang) again
             auth_plugin = self._conn.session.auth if self._conn is not None else None
             access = getattr(auth_plugin, "auth_ref", None)
@@ -493,8 +491,6 @@ class OpenStackModule:
                     prefix = (endpoint.get("url") or "").rstrip("/")
                     if prefix and url.startswith(prefix) and len(prefix) > len(best):
                         best, found = prefix, service.get("type")
-        except Exception:  # only for the message: a catalog that cannot be read names no more
-            pass
         return SERVICE_NAMES.get(found, found) or "OpenStack"
 
     def identity_unreachable(self):
@@ -545,7 +541,7 @@ class OpenStackModule:
                         return found
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def wait_for(self, fetch, ready, what, failed=None, timeout=None, stuck=None):
+    def wait_for(self, fetch, ready, what, *, failed=None, timeout=None, stuck=None):
         """Poll ``fetch()`` until ``ready(obj)``; fail early if ``failed(obj)``
         returns a reason; on timeout fail saying what was awaited, what was
         seen last and (``stuck(obj)``, if given) what to check. Returns the last object."""
