@@ -1,6 +1,6 @@
 # Copyright: Monoscape developers
 # Apache-2.0 (see galaxy.yml)
-"""Neutron rules shared by os_network, os_subnet and os_router: which ports are
+"""Neutron rules shared by os_network, os_subnet, os_router and os_port: which ports are
 router interfaces, which ones Neutron removes by itself, and what holds a port
 (so a refusal to delete names the server or router to remove first)."""
 
@@ -85,3 +85,16 @@ def port_users(module, ports, subnet_id=None):
     if len(users) > USERS_LIMIT:
         users = [*users[:USERS_LIMIT], f"… and {len(users) - USERS_LIMIT} more"]
     return users
+
+
+def port_holder(module, port):
+    """What a bound port (device_id set) belongs to, for a message: "server 'web-1'
+    (device_id 0f1e...)", "router 'r1' (device_id 1a2b..., network:router_interface)",
+    else "device 9c8d... (device_owner X)"."""
+    owner = getattr(port, "device_owner", None) or ""
+    device = getattr(port, "device_id", None) or ""
+    if owner.startswith("compute:"):
+        return f"server {_name(module, module.conn.compute.get_server, device)!r} (device_id {device})"
+    if owner in ROUTER_INTERFACE_OWNERS or owner == ROUTER_GATEWAY_OWNER:
+        return f"router {_name(module, module.conn.network.get_router, device)!r} (device_id {device}, {owner})"
+    return f"device {device} (device_owner {owner or 'not set'})"

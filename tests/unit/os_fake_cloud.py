@@ -6,10 +6,16 @@ The network proxy is one Neutron model (networks, subnets, ports, routers with a
 gateway port and interface ports, floating IPs with their external ports) that
 answers like Neutron where the modules meet it: 404 for what is gone or a
 floating IP whose server's subnet no router connects to its network, 400 for bad
-requests (a router interface on a subnet without a gateway), 403 for a chosen
-floating address under the default policy, 409 for what is in use (a network or
-subnet with ports, a router interface or gateway that floating IPs need, a second
-floating IP on one fixed address).
+requests (a router interface on a subnet without a gateway, an address outside
+its subnet, security groups on a port without port security or address, a
+duplicate allowed address pair), 403 for a chosen floating address under the
+default policy, 409 for what is in use (a network or subnet with ports, a router
+interface or gateway that floating IPs need, a second floating IP on one fixed
+address, an address another port holds, allowed address pairs or security groups
+left on a port whose port security is switched off). Ports get a MAC address,
+the project's "default" security group when none is given (port security on, an
+address), their pairs' MAC filled in from the port's, and PUT fixed_ips replaces
+their addresses (kept ones stay).
 
 Raw calls (Glance v2, Keystone OS-EC2 and role assignment URLs) answer like
 the services do, with response objects that openstack.exceptions.raise_from_response
@@ -25,10 +31,17 @@ import uuid
 from openstack import exceptions as sdk_exc
 
 _ids = itertools.count(1)
+_macs = itertools.count(1)
 
 
 def new_id():
     return uuid.UUID(int=next(_ids)).hex
+
+
+def new_mac():
+    """A MAC address with OpenStack's default base_mac prefix (fa:16:3e)."""
+    number = next(_macs)
+    return "fa:16:3e:" + ":".join(f"{(number >> shift) & 0xFF:02x}" for shift in (16, 8, 0))
 
 
 class Res(dict):
@@ -533,6 +546,7 @@ class Network(Base):
         self.fip_activation_polls = 1  # get_ip calls before an associated floating IP turns ACTIVE; None: never
         self.refuse_chosen_fip_address = False  # Neutron's default policy for non-admins
         self.lose_next_fip_answer = False  # create_ip creates, then the answer is lost (503)
+        self.max_allowed_address_pair = 10  # Neutron's max_allowed_address_pair option
         self._fip_polls = {}  # floating IP id -> get_ip calls since it was associated (the "L3 agent")
         private = self._add_network(name="private", is_shared=True, project_id=INFRA_PROJECT)
         self._add_subnet(
@@ -724,8 +738,8 @@ class Network(Base):
     def _ips(port, subnet_id):
         return [ip["ip_address"] for ip in port.fixed_ips if ip.get("subnet_id") == subnet_id]
 
-    def _free_address(self, subnet):
-        used = {ip for p in self.ports_.values() for ip in self._ips(p, subnet.id)}
+    def _free_address(self, subnet, taken=()):
+        used = {ip for p in self.ports_.values() for ip in self._ips(p, subnet.id)} | set(taken)
         for pool in subnet.allocation_pools:
             address = ipaddress.ip_address(pool["start"])
             while address <= ipaddress.ip_address(pool["end"]):
@@ -734,41 +748,79 @@ class Network(Base):
                 address += 1
         raise conflict(f"No more IP addresses available on network {subnet.network_id}.", "IpAddressGenerationFailure")
 
+    def _allocate(self, network, entries, port_id=None):
+        """Neutron's IPAM for a port's ``fixed_ips`` request (create or update): an entry
+        with ``ip_address`` gets that address (on ``subnet_id`` when given, else on the
+        network's subnet that holds it), one with only ``subnet_id`` the next free address
+        there. Addresses the port (``port_id``) has already are its own to keep."""
+        fixed_ips = []
+        for entry in entries:
+            subnet_id, ip_address = entry.get("subnet_id"), entry.get("ip_address")
+            if not (subnet_id or ip_address):
+                raise bad_request("Invalid input for operation: IP allocation requires subnet_id or ip_address.")
+            if subnet_id and subnet_id not in network.subnet_ids:
+                raise bad_request(
+                    f"Invalid input for operation: Failed to create port on network {network.id}, because"
+                    f" fixed_ips included invalid subnet {subnet_id}."
+                )
+            if not ip_address:
+                subnet = self.subnets_[subnet_id]
+                taken = [ip["ip_address"] for ip in fixed_ips]
+                fixed_ips.append({"subnet_id": subnet.id, "ip_address": self._free_address(subnet, taken)})
+                continue
+            try:
+                address = ipaddress.ip_address(ip_address)
+            except ValueError:
+                raise bad_request(f"Invalid input for operation: '{ip_address}' is not a valid IP address.") from None
+            if subnet_id:
+                subnet = self.subnets_[subnet_id]
+                if address not in ipaddress.ip_network(subnet.cidr):
+                    raise bad_request(
+                        f"IP address {ip_address} is not a valid IP for the specified subnet.", "InvalidIpForSubnet"
+                    )
+            else:
+                subnets = [self.subnets_[s] for s in network.subnet_ids]
+                subnet = next((s for s in subnets if address in ipaddress.ip_network(s.cidr)), None)
+                if subnet is None:
+                    raise bad_request(
+                        f"IP address {ip_address} is not a valid IP for any of the subnets on the specified network.",
+                        "InvalidIpForNetwork",
+                    )
+            others = [p for p in self.ports_.values() if p.id != port_id]
+            if any(str(address) in self._ips(p, subnet.id) for p in others) or any(
+                ip["ip_address"] == str(address) for ip in fixed_ips
+            ):
+                raise conflict(
+                    f"IP address {ip_address} already allocated in subnet {subnet.id}", "IpAddressAlreadyAllocated"
+                )
+            fixed_ips.append({"subnet_id": subnet.id, "ip_address": str(address)})
+        return fixed_ips
+
     def _add_port(self, network_id, subnet_id=None, ip_address=None, **attrs):
         """A port with an address on ``subnet_id`` (else on the subnet holding
         ``ip_address``, else on the network's first subnet), as Neutron allocates it."""
         network = self._network(network_id)
-        subnets = [self.subnets_[s] for s in network.subnet_ids]
-        if subnet_id:
-            if subnet_id not in network.subnet_ids:
-                raise bad_request(
-                    f"Invalid input for operation: Failed to create port on network {network_id}, because"
-                    f" fixed_ips included invalid subnet {subnet_id}."
-                )
-            subnets = [self.subnets_[subnet_id]]
-        fixed_ips = []
-        if ip_address:
-            address = ipaddress.ip_address(ip_address)
-            subnet = next((s for s in subnets if address in ipaddress.ip_network(s.cidr)), None)
-            if subnet is None:
-                raise bad_request(
-                    f"IP address {ip_address} is not a valid IP for any of the subnets on the specified network.",
-                    "InvalidIpForNetwork",
-                )
-            if any(ip_address in self._ips(p, subnet.id) for p in self.ports_.values()):
-                raise conflict(
-                    f"IP address {ip_address} already allocated in subnet {subnet.id}", "IpAddressAlreadyAllocated"
-                )
-            fixed_ips = [{"subnet_id": subnet.id, "ip_address": ip_address}]
-        elif subnets:
-            fixed_ips = [{"subnet_id": subnets[0].id, "ip_address": self._free_address(subnets[0])}]
+        if subnet_id or ip_address:
+            fixed_ips = self._allocate(network, [{"subnet_id": subnet_id, "ip_address": ip_address}])
+        elif network.subnet_ids:
+            fixed_ips = self._allocate(network, [{"subnet_id": network.subnet_ids[0]}])
+        else:
+            fixed_ips = []
+        return self._store_port(network, fixed_ips, **attrs)
+
+    def _store_port(self, network, fixed_ips, **attrs):
         port = Res(
             id=new_id(),
             name="",
-            network_id=network_id,
+            description="",
+            network_id=network.id,
             device_id="",
             device_owner="",
             fixed_ips=fixed_ips,
+            mac_address=new_mac(),
+            allowed_address_pairs=[],
+            is_port_security_enabled=network.is_port_security_enabled,
+            security_group_ids=[],
             project_id=self.cloud.project_id,
             status="ACTIVE",
         )
@@ -784,18 +836,109 @@ class Network(Base):
                 self._disassociate(fip)
 
     def ports(self, **query):
-        return _matching(self.ports_.values(), query)
+        """Neutron's port list; ``fixed_ips`` filters like its query (``["ip_address=A",
+        "subnet_id=S"]``: one of the port's addresses matches them all)."""
+        filters = dict(text.partition("=")[::2] for text in query.pop("fixed_ips", None) or [])
+        found = _matching(self.ports_.values(), query)
+        if filters:
+            found = [p for p in found if any(all(ip.get(k) == v for k, v in filters.items()) for ip in p.fixed_ips)]
+        return found
 
     def get_port(self, port):
         return copy.deepcopy(self._stored(self.ports_, port, "Port {} could not be found.", "PortNotFound"))
+
+    def _default_group(self, project_id):
+        """The project's "default" security group; Neutron makes it when first needed."""
+        found = [g for g in self.groups_.values() if g.name == "default" and g.project_id == project_id]
+        return found[0] if found else self._add_group("default", "Default security group", project_id)
+
+    def _port_security(self, port, mac_address):
+        """Neutron's port-security and allowed-address-pairs checks of the port as it would be
+        (a dict of SDK attributes); fills in the pairs' MAC addresses. Changes nothing."""
+        pairs = []
+        for pair in port.get("allowed_address_pairs") or []:
+            if not pair.get("ip_address"):
+                raise bad_request("Invalid input for operation: Allowed address pair requires ip_address.")
+            address = pair["ip_address"]
+            try:
+                network = ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                message = f"'{address}' is not a valid IP address."
+                raise bad_request(f"Invalid input for operation: {message}") from None
+            if "/" in address and str(network) != address:  # neutron_lib's validate_subnet
+                message = f"'{address}' isn't a recognized IP subnet cidr, '{network}' is recommended."
+                raise bad_request(f"Invalid input for operation: {message}")
+            filled = {"ip_address": address, "mac_address": (pair.get("mac_address") or mac_address).lower()}
+            if filled in pairs:
+                raise bad_request(
+                    f"Request contains duplicate address pair: mac_address {filled['mac_address']} ip_address"
+                    f" {address}.",
+                    "DuplicateAddressPairInRequest",
+                )
+            pairs.append(filled)
+        if len(pairs) > self.max_allowed_address_pair:
+            raise bad_request(
+                f"The number of allowed address pair exceeds the maximum {self.max_allowed_address_pair}.",
+                "AllowedAddressPairExhausted",
+            )
+        secured = port.get("is_port_security_enabled")
+        if pairs and not secured:
+            raise conflict(
+                "Port Security must be enabled in order to have allowed address pairs on a port.",
+                "AddressPairAndPortSecurityRequired",
+            )
+        for group_id in port.get("security_group_ids") or []:
+            self._stored(self.groups_, group_id, "Security group {} does not exist", "SecurityGroupNotFound")
+        return pairs
 
     def create_port(self, **attrs):
         self._record("create_port")
         if not attrs.get("network_id"):
             raise bad_request("Invalid input for operation: network_id is required.")
-        fixed = (attrs.pop("fixed_ips", None) or [{}])[0]
-        port = self._add_port(attrs.pop("network_id"), fixed.get("subnet_id"), fixed.get("ip_address"), **attrs)
+        network = self._network(attrs.pop("network_id"))
+        requested = attrs.pop("fixed_ips", None)
+        if requested is None:  # one address from the first subnet, as Neutron does by default
+            requested = [{"subnet_id": network.subnet_ids[0]}] if network.subnet_ids else []
+        fixed_ips = self._allocate(network, requested)
+        attrs.setdefault("is_port_security_enabled", network.is_port_security_enabled)
+        project_id = attrs.get("project_id") or self.cloud.project_id
+        given_groups = attrs.get("security_group_ids")
+        if given_groups and not (attrs["is_port_security_enabled"] and fixed_ips):
+            raise bad_request(
+                "Port security must be enabled and port must have an IP address in order to use security groups.",
+                "PortSecurityAndIPRequiredForSecurityGroups",
+            )
+        mac = new_mac()
+        attrs["allowed_address_pairs"] = self._port_security(attrs, mac)
+        if given_groups is None:
+            default = attrs["is_port_security_enabled"] and fixed_ips
+            attrs["security_group_ids"] = [self._default_group(project_id).id] if default else []
+        attrs["security_group_ids"] = list(dict.fromkeys(attrs["security_group_ids"]))
+        attrs.setdefault("status", "ACTIVE" if attrs.get("device_id") else "DOWN")  # no device: nothing to bind
+        port = self._store_port(network, fixed_ips, mac_address=mac, **attrs)
         return copy.deepcopy(port)
+
+    def update_port(self, port, **attrs):
+        """Neutron's PUT: ``fixed_ips`` replaces the port's addresses (kept ones stay, others are
+        released, new ones allocated); the port-security rules hold for the port as it would be."""
+        self._record("update_port")
+        current = self._stored(self.ports_, port, "Port {} could not be found.", "PortNotFound")
+        for read_only in ("network_id", "mac_address", "id", "project_id"):
+            if read_only in attrs and attrs[read_only] != current.get(read_only):
+                raise bad_request(f"Cannot update read-only attribute {read_only}")
+        wanted = dict(copy.deepcopy(current), **attrs)
+        if "fixed_ips" in attrs:
+            wanted["fixed_ips"] = self._allocate(self._network(current.network_id), attrs["fixed_ips"], current.id)
+        if wanted.get("security_group_ids") and not wanted["is_port_security_enabled"]:
+            raise conflict(
+                "Port has security group associated. Cannot disable port security or ip address until security"
+                " group is removed.",
+                "PortSecurityPortHasSecurityGroup",
+            )
+        wanted["allowed_address_pairs"] = self._port_security(wanted, current.mac_address)
+        wanted["security_group_ids"] = list(dict.fromkeys(wanted.get("security_group_ids") or []))
+        current.update(wanted)
+        return copy.deepcopy(current)
 
     def delete_port(self, port, ignore_missing=True):
         self._record("delete_port")
@@ -1137,7 +1280,10 @@ class Network(Base):
 
     def create_security_group(self, name, description="", project_id=None):
         self._record("create_security_group")
-        group = Res(id=new_id(), name=name, description=description, project_id=project_id or self.cloud.project_id)
+        return self._add_group(name, description, project_id or self.cloud.project_id)
+
+    def _add_group(self, name, description, project_id):
+        group = Res(id=new_id(), name=name, description=description, project_id=project_id)
         self.groups_[group.id] = group
         for ethertype in ("IPv4", "IPv6"):  # Neutron's default egress rules
             self._add_rule(security_group_id=group.id, direction="egress", ether_type=ethertype)
