@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import stat
 import time
 import traceback
@@ -231,6 +232,12 @@ def connect_error(exc):
         if reason in text:
             return f"{where} ({reason.lower()})"
     return where
+
+
+def _is_ks(exc, *names):
+    """Is ``exc`` one of keystoneauth's exceptions of these names?"""
+    classes = [getattr(ks_exc, n) for n in names if ks_exc is not None and hasattr(ks_exc, n)]
+    return bool(classes) and isinstance(exc, tuple(classes))
 
 
 def failed_url(exc):
@@ -493,17 +500,36 @@ class OpenStackModule:
                         best, found = prefix, service.get("type")
         return SERVICE_NAMES.get(found, found) or "OpenStack"
 
+    def unreachable(self, url):
+        """Why ``url`` does not answer (refused, timed out, HTTP 5xx), else None (for messages only)."""
+        try:
+            response = self._conn.session.get(url, authenticated=False, raise_exc=False, timeout=5)
+        except Exception as exc:  # refused, timed out: that is the answer
+            return connect_error(exc)
+        return f"HTTP {response.status_code} from {url}" if response.status_code >= 500 else None
+
     def identity_unreachable(self):
         """Why the cloud's Keystone (auth_url) does not answer, else None: a service that
         answers 503 may be up but unable to check tokens (for messages only)."""
-        try:
+        auth_url = None
+        with contextlib.suppress(Exception):  # only for the message
             auth_url = (self._conn.config.config.get("auth") or {}).get("auth_url") if self._conn else None
-            if not auth_url:
-                return None
-            response = self._conn.session.get(auth_url, authenticated=False, raise_exc=False, timeout=5)
-        except Exception as exc:  # refused, timed out: that is the answer
-            return connect_error(exc)
-        return f"HTTP {response.status_code} from {auth_url}" if response.status_code >= 500 else None
+        return self.unreachable(auth_url) if auth_url else None
+
+    def endpoint_of(self, service_type):
+        """The URL of a service in the catalog of the token already held (the module's
+        interface first), else None (for messages only)."""
+        with contextlib.suppress(Exception):
+            access = getattr(self._conn.session.auth, "auth_ref", None) if self._conn is not None else None
+            for service in (access.service_catalog.catalog if access is not None else []) or []:
+                if service.get("type") != service_type:
+                    continue
+                endpoints = service.get("endpoints") or []
+                interface = self.params.get("interface") or "public"
+                chosen = [e for e in endpoints if e.get("interface") == interface] or endpoints
+                if chosen and chosen[0].get("url"):
+                    return chosen[0]["url"]
+        return None
 
     def _auth_summary(self):
         """auth_url / user / project of the connection, never the password."""
@@ -713,35 +739,19 @@ class OpenStackModule:
         and what to fix, never a bare traceback."""
         status = http_status(exc)
         details = error_details(exc)
+        return self.explain_outage(exc, status, details) or self.explain_refusal(exc, status, details)
+
+    def explain_refusal(self, exc, status, details):
+        """The message for a request the cloud answered with an error (or refused to build)."""
         cloud = self._cloud_label
-
-        def kind(*names):
-            classes = [getattr(ks_exc, n) for n in names if ks_exc is not None and hasattr(ks_exc, n)]
-            return bool(classes) and isinstance(exc, tuple(classes))
-
-        if kind("Unauthorized") or status == 401:
+        if _is_ks(exc, "Unauthorized") or status == 401:
             message = (
                 f"authentication failed for cloud {cloud} ({self._auth_summary()}): the credentials were rejected."
                 " Check the username, password, project and domains in clouds.yaml or auth."
             )
-        elif kind("ConnectTimeout"):
-            url = request_url(exc)
-            message = (
-                f"the {self.service_of(url)} API of cloud {cloud} did not answer within"
-                f" {self.params.get('api_timeout')} s ({url or connect_error(exc)}): is that service hung or"
-                " overloaded? Check it; raise api_timeout only if it is merely slow"
-            )
-        elif kind("ConnectFailure"):
-            service = self.service_of(failed_url(exc))
-            message = f"cannot reach the {service} API of cloud {cloud}: {connect_error(exc)}."
-            message += (
-                " Is the cloud running and auth_url right?"
-                if service == "OpenStack"
-                else f" Is the {service} service running? Start it, then run again"
-            )
-        elif kind("EndpointNotFound") or isinstance(exc, sdk_exc.EndpointNotFound):
+        elif _is_ks(exc, "EndpointNotFound") or isinstance(exc, sdk_exc.EndpointNotFound):
             message = f"cloud {cloud} has no such service endpoint ({exc}); check region_name and interface"
-        elif kind("MissingRequiredOptions"):
+        elif _is_ks(exc, "MissingRequiredOptions"):
             message = (
                 f"incomplete credentials for cloud {cloud}: {exc}. Give a clouds.yaml entry in cloud,"
                 " or auth with auth_url, username, password and project_name"
@@ -753,17 +763,54 @@ class OpenStackModule:
             )
         elif isinstance(exc, sdk_exc.ResourceTimeout):
             message = f"{details}; raise timeout or check the cloud"
-        elif status == 503 and (down := self.identity_unreachable()):
-            message = (
-                f"OpenStack API error 503: {details} The identity (Keystone) API of cloud {cloud} does not answer"
-                f" ({down}), and every other service needs it to check tokens. Is the identity (Keystone)"
-                " service running? Start it, then run again"
-            )
         elif status is not None:
             message = f"OpenStack API error {status}: {details}"
         else:
             message = details
         return message
+
+    def explain_outage(self, exc, status, details):
+        """The message for a service that is down, hung or cut off from Keystone (it
+        names the service), else None."""
+        cloud = self._cloud_label
+        if _is_ks(exc, "ConnectTimeout"):
+            url = request_url(exc)
+            return (
+                f"the {self.service_of(url)} API of cloud {cloud} did not answer within"
+                f" {self.params.get('api_timeout')} s ({url or connect_error(exc)}): is that service hung or"
+                " overloaded? Check it; raise api_timeout only if it is merely slow"
+            )
+        if _is_ks(exc, "ConnectFailure"):
+            service = self.service_of(failed_url(exc))
+            return f"cannot reach the {service} API of cloud {cloud}: {connect_error(exc)}." + (
+                " Is the cloud running and auth_url right?"
+                if service == "OpenStack"
+                else f" Is the {service} service running? Start it, then run again"
+            )
+        found = isinstance(exc, sdk_exc.NotSupported) and re.match(
+            r"The (\S+) service for \S+ exists but does not have any supported versions", details
+        )
+        if found:  # the SDK's version discovery got nothing: most often the service is down
+            name = SERVICE_NAMES.get(found.group(1), found.group(1))
+            url = self.endpoint_of(found.group(1))
+            down = self.unreachable(url) if url else None
+            if down:
+                return (
+                    f"cannot reach the {name} API of cloud {cloud}: {down}."
+                    f" Is the {name} service running? Start it, then run again"
+                )
+            return (
+                f"the {name} API of cloud {cloud} ({url or 'not in the catalog'}) offers no API version"
+                f" this openstacksdk supports ({details}); check that service and its catalog entry"
+            )
+        down = self.identity_unreachable() if status == 503 else None
+        if down:
+            return (
+                f"OpenStack API error 503: {details} The identity (Keystone) API of cloud {cloud} does not answer"
+                f" ({down}), and every other service needs it to check tokens. Is the identity (Keystone)"
+                " service running? Start it, then run again"
+            )
+        return None
 
     def __call__(self):
         try:

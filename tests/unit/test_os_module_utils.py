@@ -435,6 +435,38 @@ def test_a_stopped_keystone_is_named(monkeypatch):
     assert "connection refused" in message and "Is the identity (Keystone) service running?" in message
 
 
+class RefusedImageHandler(HungHandler):
+    def do_POST(self):
+        server = self.server
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        catalog = [endpoint("identity", "keystone", f"{server.base}/v3"), endpoint("image", "glance", server.compute)]
+        self.reply(201, token({"id": "u1", "name": "admin"}, "admin", "admin", catalog), {"X-Subject-Token": "token-1"})
+
+
+def test_a_stopped_service_whose_versions_cannot_be_discovered_is_named(monkeypatch):
+    """The SDK's version discovery of a stopped glance-api finds nothing ("exists but does
+    not have any supported versions"): the message says the service does not answer."""
+    from ansible.module_utils import basic  # noqa: PLC0415 - only these tests run a module's main
+    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
+
+    from ansible_collections.monoscape.paas.plugins.modules import os_image_info  # noqa: PLC0415
+
+    def fail_json(self, msg, **kwargs):
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    server = RefusedCompute()
+    server.RequestHandlerClass = RefusedImageHandler
+    auth = {"auth_url": f"{server.base}/v3", "username": "admin", "password": "pw", "project_name": "admin"}
+    auth.update(user_domain_name="Default", project_domain_name="Default")
+    args = {"cloud": {"auth": auth, "region_name": "RegionOne"}, "api_retries": 0}
+    with serving(server), patch_module_args(args), pytest.raises(RuntimeError) as failure:
+        os_image_info.main()
+    message = str(failure.value)
+    assert message.startswith("cannot reach the image (Glance) API of cloud (inline cloud):"), message
+    assert "connection refused" in message and "Is the image (Glance) service running?" in message
+
+
 def test_a_stopped_service_of_the_catalog_is_named(monkeypatch):
     server = RefusedCompute()
     server.RequestHandlerClass = RefusedHandler
