@@ -261,6 +261,20 @@ def app_url(deployment, admin, path="/demo/hello/"):
     return f"https://{controller_ip(admin, deployment.name)}{path}"
 
 
+def hosts_reached(url, context, count, within=20.0):
+    """The nodes that answer `url` (its `host:` line): at least 30 requests, and more
+    until `count` nodes have answered or `within` seconds have passed (a node back in
+    service gets its share of the traffic gradually: load_balancer_slowstart)."""
+    hosts, sent, deadline = set(), 0, time.monotonic() + within
+    while sent < 30 or (len(hosts) < count and time.monotonic() < deadline):
+        _, body = get(url, context=context)
+        hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
+        sent += 1
+        if sent >= 30:
+            time.sleep(0.1)
+    return hosts
+
+
 def tls(deployment):
     """Trust the deployment's self-signed load-balancer certificate (and nothing else), as
     its operator does: tls/lb-ca.pem in its state folder; the address is checked too."""
@@ -720,10 +734,7 @@ def test_scale_out_to_three_nodes(deployment, admin, neighbours):
     added = sorted(set(leftovers(admin, deployment.name)) - set(before))
     assert set(before) <= set(leftovers(admin, deployment.name))
     assert len(added) == 2 and added[1] == f"server {deployment.name}-node-3" and added[0].startswith("port "), added
-    hosts = set()
-    for _ in range(30):
-        _, body = get(url, context=context)
-        hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
+    hosts = hosts_reached(url, context, 3)
     assert len(hosts) == 3, f"the load balancer reached {hosts}"
 
 
@@ -768,10 +779,7 @@ def test_self_healing_replaces_a_deleted_node_and_starts_a_stopped_one(deploymen
     assert deleted.name in entry["deployed"], entry
     document = json.loads(get(f"http://{controller_ip(admin, deployment.name)}:8080/dashboard.json")[1])
     assert document["reconcile"][-1] == entry
-    hosts = set()
-    for _ in range(30):
-        _, body = get(url, context=context)
-        hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
+    hosts = hosts_reached(url, context, 2)
     assert len(hosts) == 2, f"the load balancer reached {hosts}"
     # nothing left to repair: the next run (the next tick of the timer) changes nothing
     logged = (deployment.state / "reconcile.log").read_text()
