@@ -410,6 +410,11 @@ def cloud_targets(names=None, clouds_yaml_path=None):
         # skipped with a warning, as a cloud that is not defined
         return [], [(name, f"not defined: no clouds.yaml found (searched {searched})") for name in names]
     where = f" {config.config_filename}" if config.config_filename else ""
+    override = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    hidden = [path for path in files[: len(clouds_yaml_path or [])] if path != override]
+    if override and hidden and config.config_filename == override:
+        # openstacksdk reads the first clouds.yaml it finds, and puts this one first
+        where += f" (OS_CLIENT_CONFIG_FILE: read before clouds_yaml_path; unset it to use {hidden[0]})"
     targets, failures = [], []
     for name in names or defined:
         if name not in defined:

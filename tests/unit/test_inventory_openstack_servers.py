@@ -739,6 +739,24 @@ def test_unknown_cloud_names_the_file_and_the_clouds(tmp_path, sdk_env):
     assert failures == [("nosuch", f"not defined in clouds.yaml {path} (defined: a, b)")]
 
 
+def test_a_cloud_hidden_by_os_client_config_file_says_so(tmp_path, sdk_env, monkeypatch):
+    """openstacksdk reads OS_CLIENT_CONFIG_FILE before the plugin's clouds_yaml_path (an
+    operator who sourced another cloud's settings): the warning says why the cloud is missing."""
+    entry = {"auth": {"auth_url": "http://127.0.0.1:5000/v3", "username": "u", "password": GOOD}}
+    mine = clouds_file(tmp_path / "mine.yaml", deployment=entry)
+    other = clouds_file(tmp_path / "other.yaml", admin=entry)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(other))
+    targets, failures = plugin.cloud_targets(["deployment"], [str(mine)])
+    assert targets == []
+    assert failures == [
+        (
+            "deployment",
+            f"not defined in clouds.yaml {other} (OS_CLIENT_CONFIG_FILE: read before clouds_yaml_path;"
+            f" unset it to use {mine}) (defined: admin)",
+        )
+    ]
+
+
 def test_no_clouds_yaml_at_all(tmp_path, sdk_env):
     if any(os.path.exists(path) for path in plugin.sdk_config_loader().CONFIG_FILES):
         pytest.skip("this machine has a clouds.yaml in a standard location")
