@@ -82,10 +82,11 @@ def http_status(client: str, url: str) -> str:
     return sh(client, f"curl -s -o /dev/null -m 2 -w '%{{http_code}}' {url}", check=False).strip()
 
 
-def failover(old: str, action: str) -> float:
-    """Run `action` on `old` (which holds the address); seconds from just before it
+def failover(old: str, action: str) -> tuple[float, float]:
+    """Run `action` on `old` (which holds the address): seconds from just before it
     is sent until the other host holds the address, seen from inside that host
-    (checked every 20 ms; the containers share the machine's clock)."""
+    (checked every 20 ms; the containers share the machine's clock), and seconds
+    the action took (podman exec included)."""
     new = other(old)
     watcher = subprocess.Popen(
         [
@@ -102,12 +103,13 @@ def failover(old: str, action: str) -> float:
     assert watcher.stdout.readline().strip() == "watching"
     started = time.time()
     sh(old, action)
+    acted = time.time() - started
     try:
         out, _ = watcher.communicate(timeout=LIMIT + 10)
     except subprocess.TimeoutExpired:
         watcher.kill()
         raise AssertionError(f"{new} did not take {VIP} within {LIMIT + 10} s after `{action}` on {old}") from None
-    return float(out.strip()) - started
+    return float(out.strip()) - started, acted
 
 
 def record(line: str) -> None:

@@ -80,8 +80,11 @@ def stays_with(host: str, seconds: float) -> None:
 )
 def test_failover_and_no_way_back(pair, what, stop, start):
     old, new = pair
-    took = failover(old, stop)
-    record(f"{what} on {old}: {VIP} on {new} after {took:.2f} s (limit {LIMIT:.0f} s)")
+    took, acted = failover(old, stop)
+    record(
+        f"{what} on {old} (`{stop}` returned after {acted:.2f} s): "
+        f"{VIP} on {new} after {took:.2f} s (limit {LIMIT:.0f} s)"
+    )
     assert took <= LIMIT
     assert holders() == [new]
     assert http_status(old, URL) == "200", f"HAProxy on {new} does not answer through {VIP}"
