@@ -17,7 +17,7 @@ from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
 
 from ansible_collections.monoscape.paas.plugins.module_utils import openstack as base
-from ansible_collections.monoscape.paas.plugins.modules import os_project
+from ansible_collections.monoscape.paas.plugins.modules import os_image_info, os_keypair, os_project
 
 from .loopback_api import JsonHandler, endpoint, serving, token
 from .os_fake_cloud import FakeCloud, Response, run_module
@@ -352,33 +352,29 @@ def hung_cloud():
         yield server
 
 
-def test_a_hung_api_fails_in_api_timeout_naming_the_service(monkeypatch, hung_cloud):
-    from ansible.module_utils import basic  # noqa: PLC0415 - only this test runs a module's main
+def run_module_main(monkeypatch, module, auth_url, **args):
+    """A module's main against auth_url (no retries unless api_retries is given): its failure message."""
+    from ansible.module_utils import basic  # noqa: PLC0415 - only these tests run a module's main
     from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
-
-    from ansible_collections.monoscape.paas.plugins.modules import os_keypair  # noqa: PLC0415
 
     def fail_json(self, msg, **kwargs):
         raise RuntimeError(msg)
 
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    cloud = {
-        "auth": {
-            "auth_url": f"{hung_cloud.base}/v3",
-            "username": "admin",
-            "password": "pw",  # a fixture, not a real credential
-            "project_name": "admin",
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-        },
-        "region_name": "RegionOne",
-    }
-    started = time.monotonic()
-    args = {"name": "deploy", "cloud": cloud, "api_timeout": 1}
+    auth = {"auth_url": auth_url, "username": "admin", "password": "pw", "project_name": "admin"}  # a fixture
+    auth.update(user_domain_name="Default", project_domain_name="Default")
+    args = {"api_retries": 0, **args, "cloud": {"auth": auth, "region_name": "RegionOne"}}
     with patch_module_args(args), pytest.raises(RuntimeError) as failure:
-        os_keypair.main()
+        module.main()
+    return str(failure.value)
+
+
+def test_a_hung_api_fails_in_api_timeout_naming_the_service(monkeypatch, hung_cloud):
+    started = time.monotonic()
+    # api_retries 3: a timeout is still not tried again
+    auth_url = f"{hung_cloud.base}/v3"
+    message = run_module_main(monkeypatch, os_keypair, auth_url, name="deploy", api_timeout=1, api_retries=3)
     elapsed = time.monotonic() - started
-    message = str(failure.value)
     assert "the compute (Nova) API of cloud (inline cloud) did not answer within 1 s" in message, message
     assert f"{hung_cloud.base}/compute" in message
     assert "is that service hung" in message
@@ -393,87 +389,50 @@ def closed_port():
         return sock.getsockname()[1]
 
 
-class RefusedCompute(HungCompute):
-    """Keystone issues tokens whose catalog sends compute to a port nothing listens on:
-    nova-api stopped."""
+class RefusedService(HungCompute):
+    """Keystone issues tokens whose catalog sends one service (`service_type`) to a port
+    nothing listens on: that service stopped."""
 
-    def __init__(self):
+    def __init__(self, service_type):
         super().__init__()
-        self.compute = f"http://127.0.0.1:{closed_port()}/compute/v2.1"
+        self.RequestHandlerClass = RefusedHandler
+        self.service_type = service_type
+        self.refused = f"http://127.0.0.1:{closed_port()}/{service_type}"
 
 
 class RefusedHandler(HungHandler):
     def do_POST(self):
         server = self.server
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        catalog = [endpoint("identity", "keystone", f"{server.base}/v3"), endpoint("compute", "nova", server.compute)]
+        catalog = [
+            endpoint("identity", "keystone", f"{server.base}/v3"),
+            endpoint(server.service_type, server.service_type, server.refused),
+        ]
         self.reply(201, token({"id": "u1", "name": "admin"}, "admin", "admin", catalog), {"X-Subject-Token": "token-1"})
-
-
-def run_keypair_module(monkeypatch, auth_url):
-    """os_keypair's main against auth_url with no retries: its failure message."""
-    from ansible.module_utils import basic  # noqa: PLC0415 - only these tests run a module's main
-    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
-
-    from ansible_collections.monoscape.paas.plugins.modules import os_keypair  # noqa: PLC0415
-
-    def fail_json(self, msg, **kwargs):
-        raise RuntimeError(msg)
-
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    auth = {"auth_url": auth_url, "username": "admin", "password": "pw", "project_name": "admin"}  # a fixture
-    auth.update(user_domain_name="Default", project_domain_name="Default")
-    args = {"name": "deploy", "cloud": {"auth": auth, "region_name": "RegionOne"}, "api_retries": 0}
-    with patch_module_args(args), pytest.raises(RuntimeError) as failure:
-        os_keypair.main()
-    return str(failure.value)
 
 
 def test_a_stopped_keystone_is_named(monkeypatch):
-    message = run_keypair_module(monkeypatch, f"http://127.0.0.1:{closed_port()}/v3")
+    message = run_module_main(monkeypatch, os_keypair, f"http://127.0.0.1:{closed_port()}/v3", name="deploy")
     assert message.startswith("cannot reach the identity (Keystone) API of cloud (inline cloud):"), message
     assert "connection refused" in message and "Is the identity (Keystone) service running?" in message
-
-
-class RefusedImageHandler(HungHandler):
-    def do_POST(self):
-        server = self.server
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        catalog = [endpoint("identity", "keystone", f"{server.base}/v3"), endpoint("image", "glance", server.compute)]
-        self.reply(201, token({"id": "u1", "name": "admin"}, "admin", "admin", catalog), {"X-Subject-Token": "token-1"})
 
 
 def test_a_stopped_service_whose_versions_cannot_be_discovered_is_named(monkeypatch):
     """The SDK's version discovery of a stopped glance-api finds nothing ("exists but does
     not have any supported versions"): the message says the service does not answer."""
-    from ansible.module_utils import basic  # noqa: PLC0415 - only these tests run a module's main
-    from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415
-
-    from ansible_collections.monoscape.paas.plugins.modules import os_image_info  # noqa: PLC0415
-
-    def fail_json(self, msg, **kwargs):
-        raise RuntimeError(msg)
-
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    server = RefusedCompute()
-    server.RequestHandlerClass = RefusedImageHandler
-    auth = {"auth_url": f"{server.base}/v3", "username": "admin", "password": "pw", "project_name": "admin"}
-    auth.update(user_domain_name="Default", project_domain_name="Default")
-    args = {"cloud": {"auth": auth, "region_name": "RegionOne"}, "api_retries": 0}
-    with serving(server), patch_module_args(args), pytest.raises(RuntimeError) as failure:
-        os_image_info.main()
-    message = str(failure.value)
+    server = RefusedService("image")
+    with serving(server):
+        message = run_module_main(monkeypatch, os_image_info, f"{server.base}/v3")
     assert message.startswith("cannot reach the image (Glance) API of cloud (inline cloud):"), message
     assert "connection refused" in message and "Is the image (Glance) service running?" in message
 
 
 def test_a_stopped_service_of_the_catalog_is_named(monkeypatch):
-    server = RefusedCompute()
-    server.RequestHandlerClass = RefusedHandler
+    server = RefusedService("compute")
     with serving(server):
-        message = run_keypair_module(monkeypatch, f"{server.base}/v3")
+        message = run_module_main(monkeypatch, os_keypair, f"{server.base}/v3", name="deploy")
     assert message.startswith("cannot reach the compute (Nova) API of cloud (inline cloud):"), message
-    assert server.compute in message and "Is the compute (Nova) service running?" in message
+    assert server.refused in message and "Is the compute (Nova) service running?" in message
 
 
 class KeystoneGone(HungCompute):
@@ -505,7 +464,7 @@ def test_a_service_that_cannot_check_tokens_names_keystone(monkeypatch):
     server = KeystoneGone()
     server.RequestHandlerClass = KeystoneGoneHandler
     with serving(server):
-        message = run_keypair_module(monkeypatch, f"{server.base}/v3")
+        message = run_module_main(monkeypatch, os_keypair, f"{server.base}/v3", name="deploy")
     assert message.startswith("OpenStack API error 503:"), message
     assert f"The identity (Keystone) API of cloud (inline cloud) does not answer (HTTP 503 from {server.base}/v3)" in (
         message
