@@ -223,11 +223,16 @@ def error_details(exc):
     return str(exc).strip()
 
 
+def _failure_where(exc):
+    """'Unable to establish connection to URL', the head of keystoneauth's long urllib3 chain."""
+    return str(exc).split(": HTTP", 1)[0].split(": (", 1)[0]
+
+
 def connect_error(exc):
     """'Unable to establish connection to URL (connection refused)' out of
     keystoneauth's long urllib3 chain."""
     text = str(exc)
-    where = text.split(": HTTP", 1)[0].split(": (", 1)[0]
+    where = _failure_where(exc)
     for reason in ("Connection refused", "timed out", "Name or service not known", "No route to host"):
         if reason in text:
             return f"{where} ({reason.lower()})"
@@ -240,10 +245,14 @@ def _is_ks(exc, *names):
     return bool(classes) and isinstance(exc, tuple(classes))
 
 
+def start_it(service):
+    """The advice for a service that is down (a message's last sentence)."""
+    return f" Is the {service} service running? Start it, then run again"
+
+
 def failed_url(exc):
     """The URL a keystoneauth connection failure was about, else None."""
-    where = str(exc).split(": HTTP", 1)[0].split(": (", 1)[0]
-    last = where.rsplit(" ", 1)[-1]
+    last = _failure_where(exc).rsplit(" ", 1)[-1]
     return last if last.startswith(("http://", "https://")) else None
 
 
@@ -485,20 +494,29 @@ class OpenStackModule:
         if not url:
             return "OpenStack"
         best, found = "", None
-        with contextlib.suppress(Exception):  # only for the message
-            auth = (self._conn.config.config.get("auth") or {}) if self._conn is not None else {}
-            if auth.get("auth_url") and url.startswith(auth["auth_url"].rstrip("/")):
-                best, found = auth["auth_url"].rstrip("/"), "identity"
-        with contextlib.suppress(Exception):  # only for the message: a catalog that cannot be read names no more
-            # only a token already held: asking Keystone for one here could fail (or hang) again
-            auth_plugin = self._conn.session.auth if self._conn is not None else None
-            access = getattr(auth_plugin, "auth_ref", None)
-            for service in (access.service_catalog.catalog if access is not None else []) or []:
-                for endpoint in service.get("endpoints") or []:
-                    prefix = (endpoint.get("url") or "").rstrip("/")
-                    if prefix and url.startswith(prefix) and len(prefix) > len(best):
-                        best, found = prefix, service.get("type")
+        auth_url = self._auth_settings().get("auth_url")
+        if auth_url and url.startswith(auth_url.rstrip("/")):
+            best, found = auth_url.rstrip("/"), "identity"
+        for service in self._held_catalog():
+            for endpoint in service.get("endpoints") or []:
+                prefix = (endpoint.get("url") or "").rstrip("/")
+                if prefix and url.startswith(prefix) and len(prefix) > len(best):
+                    best, found = prefix, service.get("type")
         return SERVICE_NAMES.get(found, found) or "OpenStack"
+
+    def _auth_settings(self):
+        """The connection's auth settings (auth_url, user, project...), {} when unknown (for messages)."""
+        with contextlib.suppress(Exception):  # best effort, only for messages
+            return dict(self._conn.config.config.get("auth") or {}) if self._conn is not None else {}
+        return {}
+
+    def _held_catalog(self):
+        """The service catalog of the token already held, [] without one (for messages): asking
+        Keystone for a token here could fail (or hang) again."""
+        with contextlib.suppress(Exception):  # a catalog that cannot be read names no service
+            access = getattr(self._conn.session.auth, "auth_ref", None) if self._conn is not None else None
+            return list((access.service_catalog.catalog if access is not None else None) or [])
+        return []
 
     def unreachable(self, url):
         """Why ``url`` does not answer (refused, timed out, HTTP 5xx), else None (for messages only)."""
@@ -511,32 +529,25 @@ class OpenStackModule:
     def identity_unreachable(self):
         """Why the cloud's Keystone (auth_url) does not answer, else None: a service that
         answers 503 may be up but unable to check tokens (for messages only)."""
-        auth_url = None
-        with contextlib.suppress(Exception):  # only for the message
-            auth_url = (self._conn.config.config.get("auth") or {}).get("auth_url") if self._conn else None
+        auth_url = self._auth_settings().get("auth_url")
         return self.unreachable(auth_url) if auth_url else None
 
     def endpoint_of(self, service_type):
         """The URL of a service in the catalog of the token already held (the module's
         interface first), else None (for messages only)."""
-        with contextlib.suppress(Exception):
-            access = getattr(self._conn.session.auth, "auth_ref", None) if self._conn is not None else None
-            for service in (access.service_catalog.catalog if access is not None else []) or []:
-                if service.get("type") != service_type:
-                    continue
-                endpoints = service.get("endpoints") or []
-                interface = self.params.get("interface") or "public"
-                chosen = [e for e in endpoints if e.get("interface") == interface] or endpoints
-                if chosen and chosen[0].get("url"):
-                    return chosen[0]["url"]
+        interface = self.params.get("interface") or "public"
+        for service in self._held_catalog():
+            if service.get("type") != service_type:
+                continue
+            endpoints = service.get("endpoints") or []
+            chosen = [e for e in endpoints if e.get("interface") == interface] or endpoints
+            if chosen and chosen[0].get("url"):
+                return chosen[0]["url"]
         return None
 
     def _auth_summary(self):
         """auth_url / user / project of the connection, never the password."""
-        try:
-            auth = dict(self._conn.config.config.get("auth") or {})
-        except Exception:  # best effort, only for messages
-            auth = {}
+        auth = self._auth_settings()
         parts = []
         for key in ("auth_url", "username", "user_id", "project_name", "project_id"):
             if auth.get(key):
@@ -783,9 +794,7 @@ class OpenStackModule:
         if _is_ks(exc, "ConnectFailure"):
             service = self.service_of(failed_url(exc))
             return f"cannot reach the {service} API of cloud {cloud}: {connect_error(exc)}." + (
-                " Is the cloud running and auth_url right?"
-                if service == "OpenStack"
-                else f" Is the {service} service running? Start it, then run again"
+                " Is the cloud running and auth_url right?" if service == "OpenStack" else start_it(service)
             )
         found = isinstance(exc, sdk_exc.NotSupported) and re.match(
             r"The (\S+) service for \S+ exists but does not have any supported versions", details
@@ -795,10 +804,7 @@ class OpenStackModule:
             url = self.endpoint_of(found.group(1))
             down = self.unreachable(url) if url else None
             if down:
-                return (
-                    f"cannot reach the {name} API of cloud {cloud}: {down}."
-                    f" Is the {name} service running? Start it, then run again"
-                )
+                return f"cannot reach the {name} API of cloud {cloud}: {down}.{start_it(name)}"
             return (
                 f"the {name} API of cloud {cloud} ({url or 'not in the catalog'}) offers no API version"
                 f" this openstacksdk supports ({details}); check that service and its catalog entry"
@@ -807,8 +813,7 @@ class OpenStackModule:
         if down:
             return (
                 f"OpenStack API error 503: {details} The identity (Keystone) API of cloud {cloud} does not answer"
-                f" ({down}), and every other service needs it to check tokens. Is the identity (Keystone)"
-                " service running? Start it, then run again"
+                f" ({down}), and every other service needs it to check tokens.{start_it(SERVICE_NAMES['identity'])}"
             )
         return None
 
