@@ -1,6 +1,7 @@
 """Helpers shared by the lab tests and their fixtures (importable as
 `lab_helpers` from tests in tests/lab/)."""
 
+import contextlib
 import os
 import pathlib
 import shlex
@@ -106,3 +107,12 @@ def kill_service(name, sig=signal.SIGKILL):
     while time.monotonic() < deadline and status()[name][1]:
         time.sleep(0.2)
     return pids
+
+
+def power_cut():
+    """SIGKILL every process of the lab at once, like a power cut of the control plane
+    (pid files stay behind; instance containers keep running)."""
+    for _, pids in status().values():
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

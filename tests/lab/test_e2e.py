@@ -41,8 +41,7 @@ import openstack
 import openstack.config
 import pytest
 import yaml
-from lab_helpers import instance_exec, kill_service, labctl, wait_until
-from lab_helpers import status as lab_status
+from lab_helpers import instance_exec, kill_service, labctl, power_cut, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 LOGS = ROOT / "build" / "logs"
@@ -818,13 +817,6 @@ def test_recover_after_the_lab_restarts_in_the_middle_of_a_run(deployment, admin
     reach. The recover runbook (labctl down, up, site.yml with the full check) then
     changes nothing, the app is served, and the deployment has exactly what it had."""
     before = sorted(leftovers(admin, deployment.name))
-
-    def power_cut():
-        for _, pids in lab_status().values():
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
     _, output = fault_run(deployment, "restart-mid-run", runbook("site"), power_cut)
     assert re.search(r"cannot reach the \w+ \(\w+\) API of cloud", output), tail(output, 60)
     rc, output, _ = deployment.run("recover", runbook("recover"), timeout=2400)

@@ -6,16 +6,14 @@ and crashed services, leftover containers and networks, a crash of the whole lab
 These tests break parts of the shared lab on purpose and repair them; each
 leaves the lab up. They run last among the lab tests (tests/conftest.py orders them)."""
 
-import contextlib
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import time
 import uuid
 
-from lab_helpers import SERVICES, kill_service, labctl, podman, status
+from lab_helpers import SERVICES, kill_service, labctl, podman, power_cut, status
 
 
 def assert_all_up():
@@ -170,10 +168,7 @@ def test_the_lab_recovers_from_a_crash_of_all_its_processes(lab_project, lab_ssh
             break
         time.sleep(0.5)
     time.sleep(2)
-    pids = [pid for _, service_pids in status().values() for pid in service_pids]
-    for pid in pids:  # all at once, like a power cut of the control plane
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    power_cut()
     time.sleep(1)
     assert all(not left for _, left in status().values())
     started = time.monotonic()

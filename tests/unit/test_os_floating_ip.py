@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.monoscape.paas.plugins.modules import os_floating_ip, os_network, os_router, os_subnet
 
-from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent
+from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent, ok
 
 FIP = {"server": "acme-controller", "network": "public"}
 
@@ -153,11 +153,6 @@ def test_a_router_on_another_external_network_is_not_enough(run, cloud):
 
 
 # ---------------------------------------------------------------------- the router os_router makes
-
-
-def ok(result):
-    assert not result["failed"], result["msg"]
-    return result
 
 
 def test_routed_by_the_deployments_own_router(run, cloud):

@@ -55,6 +55,14 @@ def assert_check_mode_changes_nothing(run, cloud, module, args):
     return result
 
 
+def ok(result, changed=None):
+    """A module result that did not fail (and, when given, changed or did not): the result."""
+    assert not result["failed"], result["msg"]
+    if changed is not None:
+        assert result["changed"] is changed, result
+    return result
+
+
 def assert_refused(run, cloud, module, args, *fragments):
     result = run(module, args)
     assert result["failed"], result

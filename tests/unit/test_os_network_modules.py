@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.monoscape.paas.plugins.modules import os_network, os_router, os_server, os_subnet
 
 from .os_fake_cloud import NoCloud, new_id, run_module
-from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent, assert_refused
+from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent, assert_refused, ok
 
 NET = {"name": "acme-net", "description": "acme deployment"}
 SUBNET = {"name": "acme-subnet", "network": "acme-net", "cidr": "10.20.0.0/24"}
@@ -29,13 +29,6 @@ def refuses_before_any_call(monkeypatch):
         return result
 
     return _run
-
-
-def ok(result, changed=None):
-    assert not result["failed"], result["msg"]
-    if changed is not None:
-        assert result["changed"] is changed, result
-    return result
 
 
 @pytest.fixture

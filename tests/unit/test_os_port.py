@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.monoscape.paas.plugins.modules import os_network, os_port, os_subnet
 
 from .os_fake_cloud import NoCloud, run_module
-from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent, assert_refused
+from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent, assert_refused, ok
 
 VIP = {
     "name": "acme-lb-vip",
@@ -18,13 +18,6 @@ VIP = {
     "fixed_ips": [{"subnet": "acme-subnet", "ip_address": "10.20.0.250"}],
     "description": "monoscape_deployment=acme",
 }
-
-
-def ok(result, changed=None):
-    assert not result["failed"], result["msg"]
-    if changed is not None:
-        assert result["changed"] is changed, result
-    return result
 
 
 @pytest.fixture
