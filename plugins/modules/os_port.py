@@ -14,6 +14,8 @@ description:
   - The port is looked up by O(name) on O(network), among the ports of the connection's project. O(name)
     may also be the id of an existing port (a server's port, whose name Nova leaves empty); such a port
     is only ever found, never created.
+  - Or, with O(server) instead of O(name), the port is that server's port on O(network) (found, never
+    created; a server with no port or several ports there fails the task, naming them).
   - Two ports with the name on the network fail the task, naming their ids; nothing is taken at random.
   - Every address, CIDR, MAC address and name is checked (addresses with Python's C(ipaddress)) before
     the cloud is asked anything; a bad input fails the task and changes nothing.
@@ -88,8 +90,8 @@ options:
     description:
       - Port name, 1 to 255 characters, unique on O(network) within the project.
       - Or the id of an existing port; a port id that is not found fails (it is never a new port's name).
+      - Required unless O(server) is given (exactly one of them).
     type: str
-    required: true
   network:
     description:
       - Name or id of the port's network (a name is looked up in the project first, then among the
@@ -104,6 +106,11 @@ options:
       - C(false) needs O(security_groups) and O(allowed_address_pairs) empty (or, on a port that has
         none, omitted).
     type: bool
+  server:
+    description:
+      - Name or id of a server of the project - the port managed is its port on O(network), for example to
+        let a load balancer's port carry a virtual IP (O(allowed_address_pairs)). Only with O(state=present).
+    type: str
   security_groups:
     description:
       - Names or ids of the project's security groups of the port. The port gets exactly these; C([])
@@ -151,11 +158,11 @@ EXAMPLES = r"""
 - name: Each load balancer's own port may carry the virtual IP (keepalived moves it)
   monoscape.paas.os_port:
     cloud: monoscape
-    name: "{{ item }}"
+    server: "{{ item }}"
     network: acme-net
     allowed_address_pairs:
       - ip_address: "{{ vip.port.fixed_ips[0].ip_address }}"
-  loop: "{{ lb_port_ids }}"
+  loop: [acme-lb-1, acme-lb-2]
 
 - name: Gone (fails while a server holds it)
   monoscape.paas.os_port:
@@ -351,13 +358,18 @@ class PortModule(OpenStackModule):
             "elements": "dict",
             "options": {"ip_address": {"type": "str"}, "subnet": {"type": "str"}},
         },
-        "name": {"type": "str", "required": True},
+        "name": {"type": "str"},
         "network": {"type": "str"},
         "port_security_enabled": {"type": "bool"},
         "security_groups": {"type": "list", "elements": "str"},
+        "server": {"type": "str"},
         "state": {"type": "str", "default": "present", "choices": ["absent", "present"]},
     }
-    module_kwargs: ClassVar[dict] = {"required_if": [("state", "present", ("network",))]}
+    module_kwargs: ClassVar[dict] = {
+        "mutually_exclusive": [("name", "server")],
+        "required_if": [("state", "present", ("network",)), ("state", "absent", ("name",))],
+        "required_one_of": [("name", "server")],
+    }
 
     # ------------------------------------------------------------------ inputs (no API call)
     def check_inputs(self):
@@ -367,6 +379,7 @@ class PortModule(OpenStackModule):
         for option, kind, allow_empty in (
             ("name", "port name", False),
             ("network", "network", False),
+            ("server", "server", False),
             ("description", "description", True),
             ("device_owner", "device_owner", True),
         ):
@@ -470,6 +483,22 @@ class PortModule(OpenStackModule):
             )
         return found[0] if found else None
 
+    def server_port(self, network):
+        """The server option's port on ``network``; the name option then names it (messages)."""
+        compute = self.conn.compute
+        server = self.find("server", compute.find_server, self.params["server"], listing=compute.servers)
+        found = self.call(lambda: list(self.conn.network.ports(device_id=server.id, network_id=network.id)))
+        if len(found) != 1:
+            which = (
+                f": {', '.join(sorted(p.id for p in found))}; give the id of the one to manage as name" if found else ""
+            )
+            self.fail(
+                f"server {server.name!r} has {f'{len(found)} ports' if found else 'no port'} on network"
+                f" {network.name!r}{which}; nothing was changed"
+            )
+        self.params["name"] = found[0].id
+        return found[0]
+
     def resolve_fixed_ips(self, network, fixed):
         """[{subnet_id, ip_address or None}] of the fixed_ips option, checked against the
         network's subnets; and {subnet id: name} for messages."""
@@ -560,7 +589,7 @@ class PortModule(OpenStackModule):
         network = self.network_of(required=present)
         if not present:
             return self.absent(network)
-        port = self.lookup(network)
+        port = self.lookup(network) if self.params["server"] is None else self.server_port(network)
         if port is None and is_id(self.params["name"]):
             self.fail(
                 f"no port with id {self.params['name']} on network {network.name!r} in the project; a port id as"

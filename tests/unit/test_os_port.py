@@ -214,6 +214,43 @@ def test_the_vip_port_and_its_pairs_in_one_play(run, net):
     assert stored(net, vip["id"]).device_id == ""
 
 
+def test_a_servers_port_found_by_server_name(run, net):
+    """server instead of name: the server's port on the network, never created, its name unchanged."""
+    vip = ok(run(os_port, VIP), changed=True)["port"]
+    address = vip["fixed_ips"][0]["ip_address"]
+    server, port = server_port(net)
+    args = {"server": "acme-lb-1", "network": "acme-net", "allowed_address_pairs": [{"ip_address": address}]}
+    check = assert_check_mode_changes_nothing(run, net, os_port, args)
+    first, _ = assert_idempotent(run, net, os_port, args)
+    assert first["port"]["id"] == check["port"]["id"] == port.id
+    assert first["port"]["device_id"] == server.id
+    assert first["port"]["name"] == ""
+    assert stored(net, port.id).allowed_address_pairs[0]["ip_address"] == address
+    ok(run(os_port, dict(args, server=server.id)), changed=False)
+
+
+def test_a_server_without_a_port_on_the_network_is_refused(run, net):
+    server_port(net)
+    ok(run(os_network, {"name": "other-net"}), changed=True)
+    net.calls.clear()
+    args = {"server": "acme-lb-1", "network": "other-net", "allowed_address_pairs": []}
+    assert_refused(
+        run, net, os_port, args, "server 'acme-lb-1' has no port on network 'other-net'", "nothing was changed"
+    )
+    result = run(os_port, {"server": "acme-lb-9", "network": "acme-net"})
+    assert result["failed"], result
+    assert "acme-lb-9" in result["msg"]
+
+
+def test_name_and_server_together_are_refused(run, net):
+    result = run(os_port, {"name": "x", "server": "acme-lb-1", "network": "acme-net"})
+    assert result["failed"]
+    assert "mutually exclusive" in result["msg"]
+    result = run(os_port, {"server": "acme-lb-1", "network": "acme-net", "state": "absent"})
+    assert result["failed"]
+    assert "name" in result["msg"]
+
+
 # ---------------------------------------------------------------------- security groups and port security
 
 
