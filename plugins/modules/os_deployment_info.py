@@ -10,7 +10,8 @@ description:
     deployments and other teams - its servers (Nova tag C(monoscape_deployment=<deployment>) and the
     metadata of the same name), its images (property C(monoscape_deployment)), the security groups,
     networks and routers it names, the subnets and ports of those networks, the ports of its servers
-    and routers, the floating IPs on those ports or described C(monoscape_deployment=<deployment>),
+    and routers and the ports described C(monoscape_deployment=<deployment>) (the load balancer's
+    virtual IP), the floating IPs on those ports or described C(monoscape_deployment=<deployment>),
     the key pairs and EC2 credentials of its user, and the project and user themselves.
   - Nothing else in the project is listed or counted, unless asked for with O(others).
   - Servers are found with one API call filtered by the tag; O(untagged) or O(others) read the
@@ -196,8 +197,9 @@ default_security_groups:
   elements: dict
 ports:
   description:
-    - Ports of the deployment (C(id), C(device_owner), C(fixed_ips)) - on its networks, of its servers
-      and of its routers.
+    - Ports of the deployment (C(id), C(device_owner), C(device_id), C(description), C(fixed_ips)) - on
+      its networks, of its servers and of its routers, and those described
+      C(monoscape_deployment=<deployment>) (the virtual IP of a highly available load balancer).
   returned: always
   type: list
   elements: dict
@@ -406,12 +408,17 @@ class DeploymentInfoModule(OpenStackModule):
         ports = [
             p
             for p in self.call(lambda: list(network.ports(project_id=project_id)))
-            if p.network_id in network_ids or p.device_id in server_ids or p.device_id in router_ids
+            if p.network_id in network_ids
+            or p.device_id in server_ids
+            or p.device_id in router_ids
+            or (getattr(p, "description", None) or "") == self.tag
         ]
         found["ports"] = [
             {
                 "id": p.id,
                 "device_owner": p.device_owner,
+                "device_id": p.device_id or "",
+                "description": getattr(p, "description", None) or "",
                 "fixed_ips": [ip.get("ip_address") for ip in p.fixed_ips or []],
             }
             for p in ports
