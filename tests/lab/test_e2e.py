@@ -25,157 +25,34 @@ import functools
 import hashlib
 import json
 import os
-import pathlib
 import re
 import secrets
 import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import openstack
-import openstack.config
 import pytest
 import yaml
+from e2e_helpers import (
+    TIMINGS,
+    Deployment,
+    RequestStream,
+    connect,
+    connect_dict,
+    connects,
+    fixed_ip,
+    floating_ip,
+    get,
+    leftovers,
+    recap,
+    runbook,
+    servers,
+    tail,
+)
 from lab_helpers import instance_exec, kill_service, labctl, power_cut, wait_until
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-LOGS = ROOT / "build" / "logs"
-RUNBOOKS = ROOT / "docs" / "runbooks"
-PACKAGE = ROOT / "build" / "packages" / "hello-1.0.0.zip"
-TIMINGS = {}
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def connect(clouds_yaml, cloud):
-    config = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)])
-    return openstack.connection.Connection(config=config.get_one(cloud=cloud))
-
-
-def connect_dict(cloud):
-    """A connection from a clouds.yaml entry given as a dictionary."""
-    return openstack.connect(**cloud)
-
-
-def runbook(name):
-    """The ```sh block after `<!-- test: NAME -->` in docs/runbooks/*.md."""
-    for path in sorted(RUNBOOKS.glob("*.md")):
-        found = re.search(rf"<!-- test: {name} -->\s*```sh\n(.*?)```", path.read_text(), re.S)
-        if found:
-            return found.group(1)
-    raise AssertionError(f"no runbook command marked `<!-- test: {name} -->` in {RUNBOOKS}")
-
-
-class Deployment:
-    """A deployment of its own on the lab: inventory, state folder, name."""
-
-    def __init__(self, base, lab_clouds_yaml):
-        self.name = "e2e-" + secrets.token_hex(3)
-        self.state = base / "state"
-        self.inventory = base / "inventory"
-        self.clouds_yaml = lab_clouds_yaml
-        lab = ROOT / "inventory" / "lab"
-        (self.inventory / "group_vars" / "all").mkdir(parents=True)
-        (self.inventory / "00-localhost.yml").write_text((lab / "00-localhost.yml").read_text())
-        # the example inventory as it ships (install.md): only the deployment's name and paths change
-        plugin = yaml.safe_load((ROOT / "inventory" / "openstack.example.yml").read_text())
-        # the plugin config names the deployment and its state folder's files (SSH settings too)
-        plugin.update(
-            clouds=[self.name],
-            clouds_yaml_path=[str(self.state / "clouds.yaml")],
-            deployment=self.name,
-            ssh_private_key_file=str(self.state / "id_ed25519"),
-            ssh_known_hosts_file=str(self.state / "known_hosts"),
-        )
-        (self.inventory / "10-openstack.yml").write_text(yaml.safe_dump(plugin))
-        settings = yaml.safe_load((lab / "group_vars" / "all" / "deployment.yml").read_text())
-        settings.update(
-            monoscape_deployment=self.name,
-            monoscape_state_dir=str(self.state),
-            monoscape_clouds_yaml=str(lab_clouds_yaml),
-            monoscape_apps=[{"tenant": "demo", "app": "hello", "version": "1.0.0", "package": str(PACKAGE)}],
-        )
-        (self.inventory / "group_vars" / "all" / "deployment.yml").write_text(yaml.safe_dump(settings))
-
-    def start(self, step, script, **variables):
-        """Start a runbook command with INVENTORY set, in the background (Running)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-        env.update(
-            INVENTORY=str(self.inventory),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-            PATH=f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
-        )
-        env.update({k: str(v) for k, v in variables.items()})
-        return Running(step, script, variables, env)
-
-    def run(self, step, script, timeout=1800, **variables):
-        """Run a runbook command with INVENTORY set; returns (rc, output, seconds)."""
-        return self.start(step, script, **variables).finish(timeout)
-
-    def playbook(self, step, playbook, *args, timeout=1800):
-        script = 'ansible-playbook -i "$INVENTORY" ' + playbook + "".join(f" {a}" for a in args)
-        return self.run(step, script, timeout=timeout)
-
-
-class Running:
-    """A runbook command running (its stdout and stderr in one file): wait for a line
-    of its output, then for its end. The whole output goes to build/logs/e2e-<step>.log
-    and the wall time to build/logs/e2e-timings.json."""
-
-    def __init__(self, step, script, variables, env):
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.step, self.script, self.variables = step, script, variables
-        self.log = LOGS / f"e2e-{step}.log"
-        self.header = f"$ {script}\n# {variables}\n"
-        self.log.write_text(self.header)
-        self.started = time.monotonic()
-        with self.log.open("a") as out:
-            self.proc = subprocess.Popen(
-                ["bash", "-euo", "pipefail", "-c", script],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-
-    def output(self):
-        return self.log.read_text(errors="replace")[len(self.header) :]
-
-    def wait_for(self, text, timeout):
-        """Until the output has `text` (the run must still be going then)."""
-        waited = wait_until(lambda: text in self.output() or self.proc.poll() is not None, timeout)
-        assert waited is not None and text in self.output(), f"{self.step}: no {text!r}:\n{tail(self.output())}"
-
-    def finish(self, timeout):
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        elapsed = time.monotonic() - self.started
-        output = self.output()
-        with self.log.open("a") as out:
-            out.write(f"# rc={self.proc.returncode} in {elapsed:.1f} s\n")
-        TIMINGS[self.step] = round(elapsed, 1)
-        (LOGS / "e2e-timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
-        return self.proc.returncode, output, elapsed
-
-
-def recap(output):
-    """{host: (ok, changed, unreachable, failed)} of the last PLAY RECAP per host."""
-    return {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(output)}
-
-
-def tail(output, lines=40):
-    return "\n".join(output.splitlines()[-lines:])
 
 
 @pytest.fixture(scope="module")
@@ -190,48 +67,6 @@ def admin(lab_clouds_yaml, lab_admin_cloud):
     conn.close()
 
 
-def leftovers(admin, name):
-    """What of deployment `name` exists in the cloud, seen by the admin."""
-    found = []
-    project = admin.identity.find_project(name, ignore_missing=True, domain_id="default")
-    user = admin.identity.find_user(name, ignore_missing=True, domain_id="default")
-    if project:
-        found.append(f"project {project.id}")
-        found += [f"image {i.name}" for i in admin.image.images(owner=project.id)]
-        found += [f"security group {g.name}" for g in admin.network.security_groups() if g.project_id == project.id]
-        found += [f"port {p.id}" for p in admin.network.ports(project_id=project.id)]
-        found += [f"floating IP {f.floating_ip_address}" for f in admin.network.ips(project_id=project.id)]
-        found += [f"router {r.name}" for r in admin.network.routers(project_id=project.id)]
-        found += [f"network {n.name}" for n in admin.network.networks(project_id=project.id)]
-    if user:
-        found.append(f"user {user.id}")
-        found += [f"key pair {k.name}" for k in admin.compute.keypairs(user_id=user.id)]
-    found += [
-        f"server {s.name}"
-        for s in admin.compute.servers(all_projects=True)
-        if (s.metadata or {}).get("monoscape_deployment") == name or (project and s.project_id == project.id)
-    ]
-    return found
-
-
-def servers(admin, name, role=None):
-    found = [
-        s
-        for s in admin.compute.servers(all_projects=True, details=True)
-        if (s.metadata or {}).get("monoscape_deployment") == name
-        and (role is None or s.metadata.get("monoscape_role") == role)
-    ]
-    return sorted(found, key=lambda s: s.name)
-
-
-def fixed_ip(server):
-    return next(a["addr"] for net in server.addresses.values() for a in net if a.get("version") == 4)
-
-
-def floating_ip(server):
-    return next(a["addr"] for net in server.addresses.values() for a in net if a.get("OS-EXT-IPS:type") == "floating")
-
-
 def controller(admin, name):
     (found,) = [s for s in admin.compute.servers(all_projects=True) if s.name == f"{name}-controller"]
     return admin.compute.get_server(found.id)
@@ -240,19 +75,6 @@ def controller(admin, name):
 def controller_ip(admin, name):
     """The controller's public address: its floating IP."""
     return floating_ip(controller(admin, name))
-
-
-def connects(address, port, timeout=2):
-    try:
-        socket.create_connection((address, port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def get(url, timeout=10, context=None):
-    with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310 - the lab's own URL
-        return response.status, response.read().decode()
 
 
 def app_url(deployment, admin, path="/demo/hello/"):
@@ -278,40 +100,6 @@ def tls(deployment):
     """Trust the deployment's self-signed load-balancer certificate (and nothing else), as
     its operator does: tls/lb-ca.pem in its state folder; the address is checked too."""
     return ssl.create_default_context(cafile=str(deployment.state / "tls" / "lb-ca.pem"))
-
-
-class RequestStream:
-    """GET the app through the load balancer in a loop from a thread; counts
-    failures (non-200 or connection errors) and the hosts that answered."""
-
-    def __init__(self, url, context=None):
-        self.url, self.context = url, context
-        self.ok = 0
-        self.failures = []
-        self.hosts = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                status, body = get(self.url, timeout=15, context=self.context)
-                if status == 200 and "Hello from Monoscape" in body:
-                    self.ok += 1
-                    self.hosts |= set(re.findall(r"^host: (\S+)$", body, re.M))
-                else:
-                    self.failures.append(status)
-            except (urllib.error.URLError, OSError) as exc:
-                self.failures.append(repr(exc))
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 BAD_INPUTS = [
