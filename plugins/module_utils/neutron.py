@@ -1,10 +1,13 @@
 # Copyright: Monoscape developers
 # Apache-2.0 (see galaxy.yml)
-"""Neutron rules shared by os_network, os_subnet, os_router and os_port: which ports are
-router interfaces, which ones Neutron removes by itself, and what holds a port
-(so a refusal to delete names the server or router to remove first)."""
+"""Neutron rules shared by os_network, os_subnet, os_router, os_port and os_floating_ip:
+which ports are router interfaces, which ones Neutron removes by itself, what holds a
+port (so a refusal to delete names the server or router to remove first), and whether
+a name is an id."""
 
 from __future__ import annotations
+
+import uuid
 
 ROUTER_INTERFACE_OWNERS = frozenset(
     {
@@ -17,6 +20,15 @@ ROUTER_GATEWAY_OWNER = "network:router_gateway"
 # ports Neutron deletes by itself with their network (neutron_lib AUTO_DELETE_PORT_OWNERS)
 AUTO_DELETED_OWNERS = frozenset({"network:dhcp", "network:distributed", "network:floatingip_agent_gateway"})
 USERS_LIMIT = 10
+
+
+def is_id(text):
+    """Whether ``text`` has the form of a Neutron id (a UUID, with or without dashes)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def port_ips(port, subnet_id=None):

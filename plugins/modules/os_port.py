@@ -236,10 +236,9 @@ port:
 import dataclasses
 import ipaddress
 import re
-import uuid
 from typing import ClassVar
 
-from ansible_collections.monoscape.paas.plugins.module_utils.neutron import port_holder
+from ansible_collections.monoscape.paas.plugins.module_utils.neutron import is_id, port_holder
 from ansible_collections.monoscape.paas.plugins.module_utils.openstack import (
     ModuleFailure,
     OpenStackModule,
@@ -302,14 +301,6 @@ def mac_address(text):
     if mac in INVALID_MACS:
         raise Invalid(f"mac_address {mac} cannot be used (Neutron refuses it)")
     return mac
-
-
-def is_id(text):
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 def fixed_view(fixed_ips):

@@ -1,13 +1,14 @@
 """os_floating_ip against the in-memory cloud (tests/unit/os_fake_cloud.py), whose
 Neutron checks what the real one does: the server's network must reach the
 external network through a router, one floating IP per fixed address and network,
-a lost create answer must not become a second address."""
+a lost create answer must not become a second address. The same on a port of its own
+(port: a load balancer's virtual IP port, which no server is bound to)."""
 
 import pytest
 
-from ansible_collections.monoscape.paas.plugins.modules import os_floating_ip, os_network, os_router, os_subnet
+from ansible_collections.monoscape.paas.plugins.modules import os_floating_ip, os_network, os_port, os_router, os_subnet
 
-from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent, ok
+from .test_os_modules import assert_check_mode_changes_nothing, assert_idempotent, assert_refused, ok
 
 FIP = {"server": "acme-controller", "network": "public"}
 
@@ -381,7 +382,11 @@ def test_server_without_a_port_on_nat_destination(run, cloud, server):
     ("args", "fragment"),
     [
         ({"server": "acme-controller"}, "state is present but all of the following are missing: network"),
-        ({"state": "absent"}, "state is absent but any of the following are missing: server, floating_ip_address"),
+        ({"network": "public"}, "state is present but any of the following are missing: server, port"),
+        (
+            {"state": "absent"},
+            "state is absent but any of the following are missing: server, port, floating_ip_address",
+        ),
     ],
 )
 def test_required_options(run, cloud, server, args, fragment):
@@ -443,4 +448,246 @@ def test_absent_of_a_server_that_is_gone_is_a_no_op(run, cloud, server):
     result = run(os_floating_ip, {"server": "ghost", "network": "public", "state": "absent"})
     assert not result["failed"]
     assert not result["changed"]
+    assert cloud.calls.mutations() == []
+
+
+# ---------------------------------------------------------------------- a port of its own (port)
+
+VIP_FIP = {"port": "acme-lb-vip", "network": "public"}
+
+
+@pytest.fixture
+def vip(run, cloud):
+    """The HA load balancer's virtual IP port acme-lb-vip (10.20.0.250, no server bound to it) on
+    acme-net, which acme-router connects to public, and a controller on acme-net with its own
+    floating IP (its SSH address)."""
+    cloud.network.add_network("acme-net", cidr="10.20.0.0/24")
+    cloud.network.add_router("acme-router", gateway="public", interfaces=["acme-net"])
+    port = ok(
+        run(os_port, {"name": "acme-lb-vip", "network": "acme-net", "fixed_ips": [{"ip_address": "10.20.0.250"}]})
+    )
+    boot(cloud, "acme-controller", networks=("acme-net",))
+    ok(run(os_floating_ip, dict(FIP, nat_destination="acme-net")), changed=True)
+    cloud.calls.clear()
+    return port["port"]
+
+
+def controller_fip(cloud):
+    (server,) = cloud.compute.servers_.values()
+    (fip,) = (f for f in cloud.network.ips_.values() if cloud.network.ports_[f.port_id].device_id == server.id)
+    return fip
+
+
+def test_port_gets_a_floating_ip_once(run, cloud, vip):
+    ssh = controller_fip(cloud)
+    check = assert_check_mode_changes_nothing(run, cloud, os_floating_ip, VIP_FIP)
+    assert (check["floating_ip"]["port_id"], check["floating_ip"]["fixed_ip_address"]) == (vip["id"], "10.20.0.250")
+    assert check["port"] == {"id": vip["id"], "name": "acme-lb-vip"}
+    first, second = assert_idempotent(run, cloud, os_floating_ip, VIP_FIP)
+    fip = first["floating_ip"]
+    assert (fip["port_id"], fip["fixed_ip_address"], fip["status"]) == (vip["id"], "10.20.0.250", "ACTIVE")
+    assert fip["router_id"] == cloud.network.find_router("acme-router").id
+    assert first["port"] == {"id": vip["id"], "name": "acme-lb-vip"}
+    assert "server" not in first
+    assert second["floating_ip"] == fip
+    # the controller keeps its own address, and its re-run changes nothing
+    assert len(cloud.network.ips_) == 2
+    assert cloud.network.ips_[ssh.id].port_id == ssh.port_id
+    ok(run(os_floating_ip, dict(FIP, nat_destination="acme-net")), changed=False)
+
+
+def test_port_by_id_and_on_its_network(run, cloud, vip):
+    fip = ok(run(os_floating_ip, dict(VIP_FIP, port=vip["id"])), changed=True)["floating_ip"]
+    assert fip["port_id"] == vip["id"]
+    for args in (VIP_FIP, dict(VIP_FIP, nat_destination="acme-net")):
+        assert ok(run(os_floating_ip, args), changed=False)["floating_ip"]["id"] == fip["id"]
+
+
+def test_port_diff_and_description(run, cloud, vip):
+    described = dict(VIP_FIP, description="monoscape_deployment=acme")
+    result = ok(run(os_floating_ip, described, diff=True), changed=True)
+    assert result["diff"]["before"] == {}
+    assert result["diff"]["after"] == {
+        "description": "monoscape_deployment=acme",
+        "floating_ip_address": result["floating_ip"]["floating_ip_address"],
+        "fixed_ip_address": "10.20.0.250",
+        "port_id": vip["id"],
+    }
+    cloud.network.ips_[result["floating_ip"]["id"]].description = ""  # made before, without one
+    cloud.calls.clear()
+    check = run(os_floating_ip, described, check_mode=True, diff=True)
+    assert check["changed"]
+    assert cloud.calls.mutations() == []
+    assert (check["diff"]["before"]["description"], check["diff"]["after"]["description"]) == (
+        "",
+        "monoscape_deployment=acme",
+    )
+    updated = ok(run(os_floating_ip, described), changed=True)
+    assert updated["floating_ip"]["id"] == result["floating_ip"]["id"]
+    assert cloud.network.ips_[updated["floating_ip"]["id"]].description == "monoscape_deployment=acme"
+    assert "create_ip" not in cloud.calls
+
+
+def test_port_wait_is_for_active_only(run, cloud, vip, monkeypatch):
+    """No server, no Nova address list to wait for: only Neutron's ACTIVE."""
+
+    def no_nova(server_id):
+        raise AssertionError(f"the module waited for Nova (server {server_id}) on the port path")
+
+    monkeypatch.setattr(cloud.compute, "get_server", no_nova)
+    cloud.network.fip_activation_polls = 3
+    result = ok(run(os_floating_ip, VIP_FIP), changed=True)
+    assert result["floating_ip"]["status"] == "ACTIVE"
+    cloud.network.fip_activation_polls = None  # no L3 agent: the address stays DOWN
+    ok(run(os_floating_ip, dict(VIP_FIP, state="absent")), changed=True)
+    failed = run(os_floating_ip, dict(VIP_FIP, timeout=0))
+    assert failed["failed"]
+    assert "of port 'acme-lb-vip' to become ACTIVE" in failed["msg"]
+
+
+def test_port_without_a_router_says_what_is_missing(run, cloud, vip):
+    cloud.network.add_network("other-net")
+    ok(run(os_port, {"name": "other-vip", "network": "other-net"}), changed=True)
+    result = run(os_floating_ip, dict(VIP_FIP, port="other-vip"))
+    assert result["failed"]
+    assert "port 'other-vip' cannot get a floating IP from 'public'" in result["msg"]
+    assert "the port's network needs a router" in result["msg"]
+    assert "an interface on the port's subnet" in result["msg"]
+
+
+def test_a_chosen_address_replaces_the_ports_own(run, cloud, vip, module_warnings):
+    first = ok(run(os_floating_ip, VIP_FIP))["floating_ip"]
+    cloud.network.create_ip(
+        floating_network_id=cloud.network.find_network("public").id, floating_ip_address="203.0.113.77"
+    )
+    result = ok(run(os_floating_ip, dict(VIP_FIP, floating_ip_address="203.0.113.77")), changed=True)
+    assert result["disassociated"] == [first["floating_ip_address"]]
+    assert module_warnings == [
+        f"floating IP {first['floating_ip_address']} was taken off port 'acme-lb-vip' for 203.0.113.77;"
+        " it stays allocated to the project (release it with state: absent,"
+        f" floating_ip_address: {first['floating_ip_address']})"
+    ]
+
+
+def test_unknown_port_lists_the_project_s_ports(run, cloud, vip):
+    assert_refused(
+        run,
+        cloud,
+        os_floating_ip,
+        dict(VIP_FIP, port="acme-lb-vipp"),
+        "unknown port 'acme-lb-vipp'",
+        "in the project; known ports: acme-lb-vip",
+    )
+    assert_refused(
+        run,
+        cloud,
+        os_floating_ip,
+        dict(VIP_FIP, nat_destination="private"),
+        "unknown port 'acme-lb-vip' on network 'private'; known ports: none",
+    )
+    assert_refused(run, cloud, os_floating_ip, dict(VIP_FIP, nat_destination="nowhere"), "unknown network 'nowhere'")
+
+
+def test_two_ports_of_the_name_are_named_by_id(run, cloud, vip):
+    network = cloud.network.find_network("acme-net")
+    extra = cloud.network.create_port(network_id=network.id, name="acme-lb-vip")
+    cloud.calls.clear()
+    ids = sorted([vip["id"], extra.id])
+    assert_refused(
+        run,
+        cloud,
+        os_floating_ip,
+        VIP_FIP,
+        "2 ports are named 'acme-lb-vip' in the project",
+        ", ".join(ids),
+        "(give nat_destination",
+    )
+    assert_refused(
+        run,
+        cloud,
+        os_floating_ip,
+        dict(VIP_FIP, nat_destination="acme-net"),
+        "2 ports are named 'acme-lb-vip' on network 'acme-net'",
+        *ids,
+    )
+    assert_refused(run, cloud, os_floating_ip, dict(VIP_FIP, state="absent"), "2 ports are named 'acme-lb-vip'")
+    # the same name on another network: nat_destination says which
+    cloud.network.delete_port(extra.id)
+    cloud.network.add_network("other-net")
+    cloud.network.create_port(network_id=cloud.network.find_network("other-net").id, name="acme-lb-vip")
+    cloud.calls.clear()
+    assert_refused(run, cloud, os_floating_ip, VIP_FIP, "2 ports are named 'acme-lb-vip' in the project")
+    fip = ok(run(os_floating_ip, dict(VIP_FIP, nat_destination="acme-net")), changed=True)["floating_ip"]
+    assert fip["port_id"] == vip["id"]
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        (
+            {"fixed_address": "10.20.0.9"},
+            "port 'acme-lb-vip' has no fixed address 10.20.0.9; its IPv4 addresses: 10.20.0.250",
+        ),
+        (
+            {"fixed_address": "10.20.0.9", "nat_destination": "acme-net"},
+            "has no fixed address 10.20.0.9 on network 'acme-net'",
+        ),
+        ({"server": "acme-controller"}, "parameters are mutually exclusive: port|server"),
+        ({"server": "acme-controller", "state": "absent"}, "parameters are mutually exclusive: port|server"),
+    ],
+)
+def test_port_bad_input_changes_nothing(run, cloud, vip, override, fragment):
+    assert_refused(run, cloud, os_floating_ip, dict(VIP_FIP, **override), fragment)
+
+
+def test_fixed_address_of_the_port(run, cloud, vip):
+    fip = ok(run(os_floating_ip, dict(VIP_FIP, fixed_address="10.20.0.250")), changed=True)["floating_ip"]
+    assert fip["fixed_ip_address"] == "10.20.0.250"
+    ok(run(os_floating_ip, dict(VIP_FIP, fixed_address="10.20.0.250")), changed=False)
+
+
+def test_a_router_port_cannot_have_one(run, cloud, vip):
+    (interface,) = (p for p in cloud.network.ports_.values() if p.device_owner == "network:router_interface")
+    assert_refused(
+        run, cloud, os_floating_ip, dict(VIP_FIP, port=interface.id), "is Neutron's own (network:router_interface)"
+    )
+
+
+def test_absent_by_port_releases_only_the_port_s_address(run, cloud, vip):
+    ssh = controller_fip(cloud)
+    fip = ok(run(os_floating_ip, VIP_FIP))["floating_ip"]
+    cloud.calls.clear()
+    args = dict(VIP_FIP, state="absent")
+    check = run(os_floating_ip, args, check_mode=True, diff=True)
+    assert check["changed"]
+    assert check["released"] == [fip["floating_ip_address"]]
+    assert check["port"] == {"id": vip["id"], "name": "acme-lb-vip"}
+    assert check["diff"]["before"]["floating_ips"][0]["port_id"] == vip["id"]
+    assert cloud.calls.mutations() == []
+    gone = ok(run(os_floating_ip, args), changed=True)
+    assert gone["released"] == [fip["floating_ip_address"]]
+    assert set(cloud.network.ips_) == {ssh.id}, "the controller's own address stays"
+    ok(run(os_floating_ip, args), changed=False)
+
+
+def test_absent_by_port_without_release_keeps_the_address(run, cloud, vip):
+    fip = ok(run(os_floating_ip, VIP_FIP))["floating_ip"]
+    args = dict(VIP_FIP, state="absent", release=False)
+    result = ok(run(os_floating_ip, args), changed=True)
+    assert (result["disassociated"], result["released"]) == ([fip["floating_ip_address"]], [])
+    kept = cloud.network.ips_[fip["id"]]
+    assert (kept.port_id, kept.fixed_ip_address) == (None, None)
+    ok(run(os_floating_ip, args), changed=False)
+    # given back to the port by its address
+    again = ok(run(os_floating_ip, dict(VIP_FIP, floating_ip_address=fip["floating_ip_address"])), changed=True)
+    assert (again["floating_ip"]["id"], again["floating_ip"]["port_id"]) == (fip["id"], vip["id"])
+
+
+def test_absent_of_a_port_that_is_gone_is_a_no_op(run, cloud, vip):
+    for args in (
+        {"port": "ghost", "state": "absent"},
+        {"port": "acme-lb-vip", "nat_destination": "nowhere", "state": "absent"},
+    ):
+        result = ok(run(os_floating_ip, args), changed=False)
+        assert "port" not in result
     assert cloud.calls.mutations() == []
