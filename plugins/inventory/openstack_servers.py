@@ -30,8 +30,8 @@ description:
   - SSH settings come from the plugin, per host and only for the options given - O(ssh_user),
     O(ssh_private_key_file), O(ssh_known_hosts_file) (strict host key checking against that file,
     the host key looked up under the server name). A server reached at its fixed address goes
-    through its deployment's controller, which has the floating IP, as an SSH bastion
-    (C(ProxyCommand); O(bastion), O(bastion_role)).
+    through a controller of its deployment that has a floating IP (the first by name), as an SSH
+    bastion (C(ProxyCommand); O(bastion), O(bastion_role)).
   - C(clouds.yaml) is read by openstacksdk's own loader (C(OpenStackConfig)) - its file search,
     C(secure.yaml) merged in, vendor profiles, region lists (the first region is read), C(OS_*)
     variables (the cloud C(envvars)) - and the loader chooses each cloud's auth plugin. A plain
@@ -70,9 +70,11 @@ options:
   bastion:
     description:
       - Reach servers that use their fixed address as C(ansible_host) (they have no floating IP; see
-        O(private)) through their deployment's bastion - the one C(ACTIVE) server of the same cloud,
-        project and metadata C(monoscape_deployment) whose C(monoscape_role) is O(bastion_role), at its
-        floating IP. Such a host gets in C(ansible_ssh_common_args)
+        O(private)) through their deployment's bastion, at its floating IP. The bastion is, among the
+        C(ACTIVE) servers of the same cloud, project and metadata C(monoscape_deployment) whose
+        C(monoscape_role) is O(bastion_role) and that have a floating IP, the first by server name, the
+        same on every run (a deployment with a highly available load balancer has two controllers, each
+        with a floating IP of its own). Such a host gets in C(ansible_ssh_common_args)
         C(-o ProxyCommand="ssh [-i <ssh_private_key_file>] [-o UserKnownHostsFile=<ssh_known_hosts_file>
         -o StrictHostKeyChecking=yes -o HostKeyAlias=<bastion server name>] -o BatchMode=yes
         -o ConnectTimeout=10 -W %h:%p [<ssh_user>@]<bastion floating IP>"), and the variable
@@ -80,8 +82,8 @@ options:
       - The bastion itself, servers with a floating IP and servers without C(monoscape_deployment) get
         no C(ProxyCommand); nor does any host with O(private=true) (the fixed addresses are then
         reachable directly, as on a provider network).
-      - A deployment with several C(ACTIVE) O(bastion_role) servers, or whose O(bastion_role) server
-        has no floating IP, gets no C(ProxyCommand) and a warning.
+      - A deployment none of whose C(ACTIVE) O(bastion_role) servers has a floating IP gets no
+        C(ProxyCommand) and a warning.
     type: bool
     default: true
   bastion_role:
@@ -528,8 +530,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return [s["name"] if counts[s["name"]] == 1 else f"{s['name']}-{s['id'][:8]}" for s in servers]
 
     def _bastions(self, servers, hostnames):
-        """{deployment_of(server): (host name, server, floating IP)} of the deployments with one
-        usable bastion; warns about the deployments whose bastion is ambiguous or unreachable."""
+        """{deployment_of(server): (host name, server, floating IP)}: of each deployment, its first
+        ACTIVE bastion_role server by name that has a floating IP (two controllers of a highly
+        available load balancer each have one); warns about the deployments where none has."""
         if not self.get_option("bastion") or self.get_option("private"):
             return {}
         role, only_ipv4 = self.get_option("bastion_role"), self.get_option("only_ipv4")
@@ -540,24 +543,24 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 candidates.setdefault(deployment, []).append((hostname, server))
         bastions = {}
         for deployment, found in candidates.items():
+            reachable = [
+                (hostname, server, floating)
+                for hostname, server in found
+                if (floating := first_address(server["floating_ips"], only_ipv4))
+            ]
+            if reachable:  # the first by server name (host names tell apart servers of one name)
+                bastions[deployment] = min(reachable, key=lambda r: (r[1]["name"], r[0]))
+                continue
             cloud, _, name = deployment
+            names = ", ".join(sorted(h for h, _ in found))
             where = f"deployment {name} (cloud {cloud})"
-            if len(found) > 1:
-                self.display.warning(
-                    f"openstack_servers: {where} has several ACTIVE {role} servers"
-                    f" ({', '.join(sorted(h for h, _ in found))}); its servers without a floating IP"
-                    " get no bastion (ProxyCommand)"
-                )
-                continue
-            hostname, server = found[0]
-            floating = first_address(server["floating_ips"], only_ipv4)
-            if not floating:
-                self.display.warning(
-                    f"openstack_servers: the {role} {hostname} of {where} has no floating IP; its servers"
-                    " without a floating IP get no bastion (ProxyCommand)"
-                )
-                continue
-            bastions[deployment] = (hostname, server, floating)
+            if len(found) == 1:
+                what = f"the {role} {names} of {where} has no floating IP"
+            else:
+                what = f"none of the ACTIVE {role} servers of {where} ({names}) has a floating IP"
+            self.display.warning(
+                f"openstack_servers: {what}; its servers without a floating IP get no bastion (ProxyCommand)"
+            )
         return bastions
 
     def _ssh_variables(self, hostname, server, host, floating, bastions):

@@ -109,18 +109,33 @@ PROJECTS["carol"] = [
         metadata=tagged("other", "controller"),
     ),
     server("other-node-1", addresses=tenant_net(address("10.2.0.21")), metadata=tagged("other", "node")),
-    # deployment twoctl: two running controllers, no telling which is the bastion
-    server(
-        "twoctl-controller-a",
-        addresses=tenant_net(address("10.3.0.10"), address("203.0.113.30", "floating")),
-        metadata=tagged("twoctl", "controller"),
-    ),
+    # deployment twoctl: two running controllers with a floating IP each (a highly available load
+    # balancer), listed b first: the first by name, a, is the bastion
     server(
         "twoctl-controller-b",
         addresses=tenant_net(address("10.3.0.11"), address("203.0.113.31", "floating")),
         metadata=tagged("twoctl", "controller"),
     ),
+    server(
+        "twoctl-controller-a",
+        addresses=tenant_net(address("10.3.0.10"), address("203.0.113.30", "floating")),
+        metadata=tagged("twoctl", "controller"),
+    ),
     server("twoctl-node-1", addresses=tenant_net(address("10.3.0.21")), metadata=tagged("twoctl", "node")),
+    # deployment halffip: two running controllers, only the second by name has a floating IP
+    server(
+        "halffip-controller-a", addresses=tenant_net(address("10.5.0.10")), metadata=tagged("halffip", "controller")
+    ),
+    server(
+        "halffip-controller-b",
+        addresses=tenant_net(address("10.5.0.11"), address("203.0.113.51", "floating")),
+        metadata=tagged("halffip", "controller"),
+    ),
+    server("halffip-node-1", addresses=tenant_net(address("10.5.0.21")), metadata=tagged("halffip", "node")),
+    # deployment nofips: two running controllers, neither with a floating IP
+    server("nofips-controller-a", addresses=tenant_net(address("10.6.0.10")), metadata=tagged("nofips", "controller")),
+    server("nofips-controller-b", addresses=tenant_net(address("10.6.0.11")), metadata=tagged("nofips", "controller")),
+    server("nofips-node-1", addresses=tenant_net(address("10.6.0.21")), metadata=tagged("nofips", "node")),
     # deployment nofip: its controller has no floating IP
     server("nofip-controller", addresses=tenant_net(address("10.4.0.10")), metadata=tagged("nofip", "controller")),
     server("nofip-node-1", addresses=tenant_net(address("10.4.0.21")), metadata=tagged("nofip", "node")),
@@ -569,24 +584,63 @@ def test_bastion_of_each_deployment_and_warnings(workdir, cloud):
     assert other[-3:] == ["-W", "%h:%p", "root@203.0.113.20"]
     assert "-i" not in other and not [a for a in other if a.startswith(("UserKnownHostsFile", "HostKeyAlias"))]
     assert hostvars["other-node-1"]["monoscape_bastion"] == "other-controller"
-    # the controllers themselves never go through a bastion
-    for name in ("monoscape-controller", "other-controller", "twoctl-controller-a", "nofip-controller"):
+    # the controllers with a floating IP never go through a bastion
+    for name in ("monoscape-controller", "other-controller", "twoctl-controller-a", "twoctl-controller-b"):
         assert "ansible_ssh_common_args" not in hostvars[name], name
-    # two running controllers: no bastion, a warning naming both
-    assert "ansible_ssh_common_args" not in hostvars["twoctl-node-1"]
-    assert "monoscape_bastion" not in hostvars["twoctl-node-1"]
-    assert "deployment twoctl (cloud delta) has several ACTIVE controller servers" in stderr
-    assert "(twoctl-controller-a, twoctl-controller-b)" in stderr
     # a controller without a floating IP: no bastion, a warning saying so
     assert "ansible_ssh_common_args" not in hostvars["nofip-node-1"]
     assert "the controller nofip-controller of deployment nofip (cloud delta) has no floating IP" in stderr
-    assert "deployment other" not in stderr and "deployment monoscape" not in stderr
+    for name in ("other", "monoscape", "twoctl", "halffip"):
+        assert f"deployment {name} " not in stderr, name
     # servers without deployment metadata get no bastion
     untagged = [h for h, hv in hostvars.items() if not hv["openstack"]["metadata"]]
     assert len(untagged) == 2
     assert all("ansible_ssh_common_args" not in hostvars[h] for h in untagged)
     # without a deployment the role groups mix the deployments: what deployment is for
     assert "other-controller" in members(data, "monoscape_controller")
+
+
+def test_several_controllers_the_first_by_name_is_the_bastion(workdir, cloud):
+    """A highly available load balancer: two ACTIVE controllers, each with a floating IP. The
+    first by name is the bastion, whatever order Nova lists them in; no warning."""
+    proc, data = inventory(workdir, {"clouds": ["delta"], "deployment": "twoctl", "ssh_user": "root"})
+    assert proc.returncode == 0, proc.stderr
+    hostvars = data["_meta"]["hostvars"]
+    listed = [s["name"] for s in PROJECTS["carol"] if s["name"].startswith("twoctl-controller-")]
+    assert listed == ["twoctl-controller-b", "twoctl-controller-a"], "the stand-in Nova lists b first"
+    node = hostvars["twoctl-node-1"]
+    assert node["monoscape_bastion"] == "twoctl-controller-a"
+    assert proxy_argv(ssh_argv(node))[-1] == "root@203.0.113.30"
+    # each controller is reached at its own floating IP
+    assert hostvars["twoctl-controller-a"]["ansible_host"] == "203.0.113.30"
+    assert hostvars["twoctl-controller-b"]["ansible_host"] == "203.0.113.31"
+    for name in listed:
+        assert "monoscape_bastion" not in hostvars[name]
+    assert "twoctl" not in warnings(proc)
+
+
+def test_the_first_controller_with_a_floating_ip_is_the_bastion(workdir, cloud):
+    """The first controller by name has no floating IP: the second, which has one, is the bastion
+    (of the first too, reached at its fixed address)."""
+    proc, data = inventory(workdir, {"clouds": ["delta"], "deployment": "halffip", "ssh_user": "root"})
+    assert proc.returncode == 0, proc.stderr
+    hostvars = data["_meta"]["hostvars"]
+    for name in ("halffip-node-1", "halffip-controller-a"):
+        assert hostvars[name]["monoscape_bastion"] == "halffip-controller-b", name
+        assert proxy_argv(ssh_argv(hostvars[name]))[-1] == "root@203.0.113.51", name
+    assert "monoscape_bastion" not in hostvars["halffip-controller-b"]
+    assert "halffip" not in warnings(proc)
+
+
+def test_no_bastion_when_no_controller_has_a_floating_ip(workdir, cloud):
+    proc, data = inventory(workdir, {"clouds": ["delta"], "deployment": "nofips", "ssh_user": "root"})
+    assert proc.returncode == 0, proc.stderr
+    hostvars = data["_meta"]["hostvars"]
+    assert all("monoscape_bastion" not in hv and "ansible_ssh_common_args" not in hv for hv in hostvars.values())
+    assert (
+        "none of the ACTIVE controller servers of deployment nofips (cloud delta)"
+        " (nofips-controller-a, nofips-controller-b) has a floating IP" in warnings(proc)
+    )
 
 
 def test_constructed_options_see_openstack_and_ssh_variables(workdir, cloud):
