@@ -23,7 +23,14 @@ SCENARIO = pathlib.Path(__file__).resolve().parent.parent
 ROOT = SCENARIO.parent.parent
 VARS = yaml.safe_load((SCENARIO / "group_vars" / "all.yml").read_text())
 RUNBOOK = ROOT / "docs" / "runbooks" / "deploy-app.md"
-CONTROLLER = "monoscape-lb-deploy-controller"
+# the monoscape_controller group of molecule.yml (one host here): every load balancer
+# must run the same backends; requests go through the first
+CONTROLLERS = [
+    p["name"]
+    for p in yaml.safe_load((SCENARIO / "molecule.yml").read_text())["platforms"]
+    if "monoscape_controller" in p.get("groups", [])
+]
+CONTROLLER = CONTROLLERS[0]
 NODES = ["monoscape-lb-deploy-node1", "monoscape-lb-deploy-node2"]
 TENANT, APP = VARS["lb_deploy_tenant"], VARS["lb_deploy_app"]
 PREFIX = f"/{TENANT}/{APP}/"
@@ -101,14 +108,14 @@ def lb_url(path: str = PREFIX) -> str:
     return f"http://{address(CONTROLLER)}:{VARS['lb_deploy_http_port']}{path}"
 
 
-def runtime(command: str) -> str:
-    """A Runtime API command on the load balancer."""
-    return sh(CONTROLLER, f"echo '{command}' | socat stdio /run/haproxy/admin.sock")
+def runtime(command: str, controller: str = CONTROLLER) -> str:
+    """A Runtime API command on a load balancer (the first by default)."""
+    return sh(controller, f"echo '{command}' | socat stdio /run/haproxy/admin.sock")
 
 
-def backend_servers() -> dict[str, dict]:
-    """show servers state of the app's backend: name -> {addr, port, admin, op, weight}."""
-    out = runtime(f"show servers state {BACKEND}")
+def backend_servers(controller: str = CONTROLLER) -> dict[str, dict]:
+    """show servers state of the app's backend on a load balancer: name -> {addr, port, admin, op, weight}."""
+    out = runtime(f"show servers state {BACKEND}", controller)
     rows = [r for r in out.splitlines() if r.strip()]
     header = next(r for r in rows if r.startswith("# "))[2:].split()
     result = {}

@@ -19,7 +19,7 @@ import pytest
 from conftest import (
     APP,
     BACKEND,
-    CONTROLLER,
+    CONTROLLERS,
     LOGS,
     NODES,
     PREFIX,
@@ -33,6 +33,7 @@ from conftest import (
     get,
     package,
     run_runbook,
+    runtime,
     served_versions,
     sh,
 )
@@ -51,10 +52,24 @@ def output(proc) -> str:
     return re.sub(r"\s+", " ", proc.stdout + proc.stderr)
 
 
-def worker_pids() -> str:
-    """HAProxy's current worker(s), from the master CLI: a reload starts new ones."""
-    out = sh(CONTROLLER, "echo 'show proc' | socat stdio /run/haproxy-master.sock")
-    return " ".join(sorted(row.split()[0] for row in out.splitlines() if " worker " in row))
+def worker_pids() -> dict[str, str]:
+    """HAProxy's current worker(s) on each load balancer, from the master CLI: a reload starts new ones."""
+    pids = {}
+    for controller in CONTROLLERS:
+        out = sh(controller, "echo 'show proc' | socat stdio /run/haproxy-master.sock")
+        pids[controller] = " ".join(sorted(row.split()[0] for row in out.splitlines() if " worker " in row))
+    return pids
+
+
+def haproxy_masters() -> dict[str, str]:
+    return {c: sh(c, "systemctl show -p MainPID --value haproxy").strip() for c in CONTROLLERS}
+
+
+def assert_no_backend_left() -> None:
+    """The app's backend is gone from every load balancer: not loaded, no fragment."""
+    for controller in CONTROLLERS:
+        assert BACKEND not in runtime("show backend", controller).split(), controller
+        assert not sh(controller, "ls /etc/haproxy/conf.d").count(BACKEND), controller
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -153,7 +168,7 @@ def hostile(tmp_path) -> list[tuple[str, dict, str]]:
 
 
 def test_bad_packages_leave_every_host_unchanged(tmp_path):
-    hosts = [CONTROLLER, *NODES]
+    hosts = [*CONTROLLERS, *NODES]
     before = {h: fingerprint(h) for h in hosts}
     cases = bad_inputs(tmp_path)
 
@@ -196,12 +211,13 @@ def test_failed_health_check_rolls_the_canary_back_and_v1_keeps_serving():
     # nothing failed meanwhile, only v1 answered, and both nodes serve again
     assert stream.failures == [], stream.summary()
     assert set(stream.versions) == {V1}, stream.summary()
-    servers = backend_servers()
-    assert len(servers) == 2
-    # running (2), or starting (1: back in service, its traffic ramping up over load_balancer_slowstart)
-    assert all(s["srv_op_state"] in ("1", "2") and int(s["srv_admin_state"]) & 0x23 == 0 for s in servers.values()), (
-        servers
-    )
+    for controller in CONTROLLERS:
+        servers = backend_servers(controller)
+        assert len(servers) == 2, (controller, servers)
+        # running (2), or starting (1: back in service, its traffic ramping up over load_balancer_slowstart)
+        assert all(
+            s["srv_op_state"] in ("1", "2") and int(s["srv_admin_state"]) & 0x23 == 0 for s in servers.values()
+        ), (controller, servers)
     assert_serves_only(V1)
 
 
@@ -268,18 +284,18 @@ def test_rollback_returns_to_the_previous_release():
 def test_undeploy_removes_the_app_and_frees_its_ports():
     ports = {n: json.loads(sh(n, "cat /etc/monoscape/ports.json"))["instances"] for n in NODES}
     assert all(ports.values())
-    master = sh(CONTROLLER, "systemctl show -p MainPID --value haproxy").strip()
+    masters = haproxy_masters()
     workers = worker_pids()
     proc = run_runbook("undeploy", "undeploy")
     assert proc.returncode == 0, output(proc)[-2000:]
     # the backend's removal is a configuration change: a reload (new workers), never a restart (same master)
-    assert sh(CONTROLLER, "systemctl show -p MainPID --value haproxy").strip() == master
-    assert worker_pids() != workers
+    assert haproxy_masters() == masters
+    after = worker_pids()
+    assert all(after[c] != workers[c] for c in CONTROLLERS), (workers, after)
     status, body = get(PREFIX)
     assert status == 404
     assert "no app here" in body
-    assert BACKEND not in sh(CONTROLLER, "echo 'show backend' | socat stdio /run/haproxy/admin.sock").split()
-    assert not sh(CONTROLLER, "ls /etc/haproxy/conf.d").count(BACKEND)
+    assert_no_backend_left()
     for node in NODES:
         # freed: out of the registry (app_ports hands them out again, see tests/unit/test_app_ports.py)
         # and nothing listens on them any more
@@ -312,8 +328,7 @@ def test_a_failed_first_release_leaves_nothing_behind():
     status, body = get(PREFIX)
     assert status == 404, (status, body[:200])
     assert "no app here" in body
-    assert BACKEND not in sh(CONTROLLER, "echo 'show backend' | socat stdio /run/haproxy/admin.sock").split()
-    assert not sh(CONTROLLER, "ls /etc/haproxy/conf.d").count(BACKEND)
+    assert_no_backend_left()
     assert json.loads(sh(NODES[0], "cat /etc/monoscape/ports.json"))["instances"] == {}
     assert_nothing_left(NODES[0])
     assert fingerprint(NODES[1]) == untouched
