@@ -12,6 +12,7 @@ IP's port and its floating IP included).
 
 The numbers go to build/logs/e2e-ha.json."""
 
+import itertools
 import json
 import threading
 import time
@@ -64,7 +65,7 @@ def admin(lab_clouds_yaml, lab_admin_cloud):
 
 
 def vip_port(admin, deployment):
-    (port,) = [p for p in admin.network.ports(name=f"{deployment.name}-lb-vip")]
+    (port,) = list(admin.network.ports(name=f"{deployment.name}-lb-vip"))
     return port
 
 
@@ -121,8 +122,8 @@ class Timeline:
 
     def longest_gap(self, since):
         """Longest time between successful answers after `since` (their ends)."""
-        ends = [since] + sorted(end for _, end, ok, _ in self.events if ok and end >= since)
-        return max((b - a for a, b in zip(ends, ends[1:], strict=False)), default=float("inf"))
+        ends = [since, *sorted(end for _, end, ok, _ in self.events if ok and end >= since)]
+        return max((b - a for a, b in itertools.pairwise(ends)), default=float("inf"))
 
     def failures(self):
         kinds = {}

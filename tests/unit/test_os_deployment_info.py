@@ -121,6 +121,29 @@ def test_network_resources_are_those_the_deployment_names_and_uses(run, shared):
     assert result["total"] == 1 + 1 + 2 + 1 + 2 + 1 + 1 + 1 + 4 + 1
 
 
+def test_an_unbound_port_described_for_the_deployment_is_ours(run, shared):
+    """The highly available load balancer's virtual IP: a port bound to no server, found
+    by its description (teardown.yml deletes it), also when it is on no network the call
+    names; another deployment's and the team's unbound ports are not."""
+    network = shared.network
+    vip = network.create_port(
+        network_id=network.find_network("team-net").id, name="prod-lb-vip", description=f"{TAG}=prod"
+    )
+    network.create_port(
+        network_id=network.find_network("staging-net").id, name="staging-lb-vip", description=f"{TAG}=staging"
+    )
+    network.create_port(network_id=network.find_network("team-net").id, name="team-vip")
+    result = run(os_deployment_info, PROD)
+    (found,) = [p for p in result["ports"] if p["device_id"] == ""]
+    assert found["id"] == vip.id
+    assert found["description"] == f"{TAG}=prod"
+    assert found["fixed_ips"] == [vip.fixed_ips[0]["ip_address"]]
+    assert len(result["ports"]) == 3 + 1 + 1
+    assert "prod-controller" in [s["name"] for s in result["servers"]]
+    controller_port = next(p for p in result["ports"] if p["device_owner"] == "compute:nova")
+    assert controller_port["device_id"] in [s["id"] for s in result["servers"]]
+
+
 def test_a_detached_floating_ip_is_found_by_its_description(run, shared):
     result = run(os_deployment_info, {"deployment": "staging"})
     (fip,) = result["floating_ips"]
