@@ -3,8 +3,10 @@
 runbooks' own commands. site.yml boots two controllers and gives them a virtual
 IP (a Neutron port of its own, allowed on both controllers' ports, its floating IP
 the load balancer's public address); exactly one controller holds it; a second
-run changes nothing; a rolling update under load reaches both controllers'
-HAProxy (each serves the new release) with no failed request; killing the holder
+run changes nothing; both controllers' HAProxy run the same backend servers, all
+UP (their dashboards agree); a rolling update under load reaches both
+controllers' HAProxy (each serves the new release) with no failed request, and
+status.yml shows the apps at the virtual IP's address; killing the holder
 (its container, SIGKILL: no goodbye advert) under load moves the address to the
 other within 3 s, measured as the longest time without a successful answer; the
 errors in between are counted and printed. Teardown leaves nothing (the virtual
@@ -14,6 +16,7 @@ The numbers go to build/logs/e2e-ha.json."""
 
 import itertools
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -90,6 +93,36 @@ def holders(controllers, address):
     return found
 
 
+def backends(server, admin):
+    """The controller's dashboard view of its own HAProxy (dashboard.json, live from
+    HAProxy's stats socket): {(backend, server): status}, and the apps it lists."""
+    address = floating_ip(admin.compute.get_server(server.id))
+    document = json.loads(get(f"http://{address}:8080/dashboard.json")[1])
+    live = {(b["pxname"], b["svname"]): b["status"] for b in document.get("backends") or []}
+    return live, [(a["tenant"], a["app"], a["version"]) for a in document.get("apps") or []]
+
+
+def consistent(admin, deployment, version, count=2):
+    """Both controllers' HAProxy run the same backend servers, `count` of them, all UP,
+    and both dashboards list the app at `version` (each membership change reached both).
+    Waits up to 60 s for the dashboards' next refresh; returns the two views."""
+    controllers = servers(admin, deployment.name, "controller")
+    views = []
+
+    def same():
+        views[:] = [backends(server, admin) for server in controllers]
+        (live, apps), (other_live, other_apps) = views
+        return (
+            live == other_live
+            and len(live) == count
+            and set(live.values()) == {"UP"}
+            and apps == other_apps == [("demo", "hello", version)]
+        )
+
+    wait_until(same, 60, interval=2)
+    return views
+
+
 class Timeline:
     """GET a URL from several threads, each request with a short timeout; every answer
     kept as (start, end, ok, what). The longest time without a successful answer, and
@@ -157,6 +190,8 @@ def test_site_builds_two_controllers_sharing_a_virtual_ip(deployment, admin):
     for server in controllers:
         status, body = get(f"http://{floating_ip(admin.compute.get_server(server.id))}/demo/hello/")
         assert status == 200 and "version: 1.0.0" in body, server.name
+    first, second = consistent(admin, deployment, "1.0.0")
+    assert first == second and len(first[0]) == 2 and set(first[0].values()) == {"UP"}, (first, second)
     record(site_first_s=round(seconds, 1))
     print(f"first site.yml with two controllers: {seconds:.0f} s")
 
@@ -185,6 +220,13 @@ def test_a_rolling_update_reaches_both_load_balancers(deployment, admin):
     for server in servers(admin, deployment.name, "controller"):
         status, body = get(f"http://{floating_ip(admin.compute.get_server(server.id))}/demo/hello/")
         assert status == 200 and "version: 2.0.0" in body, f"{server.name} does not serve 2.0.0: {body[:200]}"
+    # the dashboards' app list comes from status.yml (HAProxy's backends are live); its
+    # app URLs are on the virtual IP's floating address
+    rc, output, _ = deployment.run("ha-status", runbook("status"))
+    assert rc == 0, tail(output, 80)
+    assert re.search(rf"https?://{re.escape(public)}(:\d+)?/demo/hello/", output), tail(output, 40)
+    first, second = consistent(admin, deployment, "2.0.0")
+    assert first == second and len(first[0]) == 2 and set(first[0].values()) == {"UP"}, (first, second)
     record(rolling_update_requests=stream.ok, rolling_update_failed=len(stream.failures))
 
 
