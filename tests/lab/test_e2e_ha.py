@@ -225,6 +225,11 @@ def test_a_rolling_update_reaches_both_load_balancers(deployment, admin):
     rc, output, _ = deployment.run("ha-status", runbook("status"))
     assert rc == 0, tail(output, 80)
     assert re.search(rf"https?://{re.escape(public)}(:\d+)?/demo/hello/", output), tail(output, 40)
+    # printed once, with each controller's live backends, the dashboard at the load balancer's address
+    assert output.count("EC2 credentials verified") == 1, tail(output, 60)
+    for server in servers(admin, deployment.name, "controller"):
+        assert re.search(rf"Backends on {re.escape(server.name)}\n", output), tail(output, 60)
+    assert f"Dashboard: http://{public}:8080/ (the load balancer's address" in output, tail(output, 20)
     first, second = consistent(admin, deployment, "2.0.0")
     assert first == second and len(first[0]) == 2 and set(first[0].values()) == {"UP"}, (first, second)
     record(rolling_update_requests=stream.ok, rolling_update_failed=len(stream.failures))
