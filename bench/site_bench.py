@@ -11,9 +11,12 @@ the project as it is, then with the other servers added:
 Prints the medians and the ratio 300/none of each playbook against the target
 (<= 1.15x), and the `changed` count of every site.yml (0 expected); asserts
 nothing about absolute times. The 300 servers are deleted at the end unless --keep.
+Every measured run's task timings (callback monoscape.paas.task_timings) go to
+build/logs/bench-site/; the slowest tasks of the first no-op site.yml are printed.
 """
 
 import argparse
+import json
 import os
 import pathlib
 import re
@@ -34,8 +37,19 @@ PREFIX = "bench-other-"
 STATE = pathlib.Path("~/.config/monoscape/monoscape").expanduser()  # the lab deployment's state folder
 
 
-def playbook(name, env):
-    """(seconds, changed) of one ansible-playbook run on the lab inventory."""
+TIMINGS = ROOT / "build" / "logs" / "bench-site"  # each run's task timings (callback task_timings)
+
+
+def playbook(name, env, timings=None):
+    """(seconds, changed) of one ansible-playbook run on the lab inventory; with
+    `timings` (a file name), every task's wall time is written there as JSON."""
+    if timings:
+        env = dict(
+            env,
+            ANSIBLE_CALLBACKS_ENABLED="monoscape.paas.task_timings",
+            MONOSCAPE_TASK_TIMINGS=str(TIMINGS / timings),
+            MONOSCAPE_TASK_TIMINGS_TOP="0",
+        )
     started = time.monotonic()
     proc = subprocess.run(
         ["ansible-playbook", "-i", "inventory/lab", f"playbooks/{name}"],
@@ -114,7 +128,7 @@ class Others:
 def measure(env, reps, label, times, changes):
     for rep in range(reps):
         for name in ("site.yml", "status.yml"):
-            elapsed, changed = playbook(name, env)
+            elapsed, changed = playbook(name, env, timings=f"{label}-{name[:-4]}-{rep + 1}.json")
             times.setdefault((name, label), []).append(elapsed)
             if name == "site.yml":
                 changes.append((label, changed))
@@ -161,6 +175,16 @@ def main():
         )
     print(f"  site.yml changed: {', '.join(f'{label}={n}' for label, n in changes)}")
     print(f"  verdict: {'targets met' if all(verdicts) else 'a target is not met'}")
+    slowest("none-site-1.json")
+
+
+def slowest(timings, top=12):
+    """Where the time of one measured run went: its slowest tasks and their share."""
+    document = json.loads((TIMINGS / timings).read_text())
+    print(f"\nthe {top} slowest tasks of {timings[:-5]} ({document['run_s']:.1f} s; all in {TIMINGS}):")
+    for task in sorted(document["tasks"], key=lambda t: t["seconds"], reverse=True)[:top]:
+        share = 100 * task["seconds"] / document["run_s"]
+        print(f"  {task['seconds']:6.2f} s {share:4.1f} %  {task['play']} | {task['task']}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if not p.name.startswith("_"))
 INVENTORY_PLUGINS = sorted(p.stem for p in (ROOT / "plugins" / "inventory").glob("*.py") if not p.name.startswith("_"))
+CALLBACKS = sorted(p.stem for p in (ROOT / "plugins" / "callback").glob("*.py") if not p.name.startswith("_"))
 # filter plugins are documented in one <filter>.yml file each
 FILTERS = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.yml"))
 TESTS = sorted(p.stem for p in (ROOT / "plugins" / "test").glob("*.yml"))
@@ -60,6 +61,13 @@ def test_ansible_doc_renders(kind, name):
 @pytest.mark.parametrize("plugin", INVENTORY_PLUGINS)
 def test_ansible_doc_renders_inventory_plugin(plugin):
     rc, out = run("ansible-doc", "-t", "inventory", f"monoscape.paas.{plugin}")
+    assert rc == 0, out
+    assert "OPTIONS" in out
+
+
+@pytest.mark.parametrize("plugin", CALLBACKS)
+def test_ansible_doc_renders_callback_plugin(plugin):
+    rc, out = run("ansible-doc", "-t", "callback", f"monoscape.paas.{plugin}")
     assert rc == 0, out
     assert "OPTIONS" in out
 
