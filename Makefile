@@ -54,7 +54,7 @@ bench: lab-up ## inventory plugin benchmark on the lab cloud: 500 servers, 3 clo
 soak: setup packages ## failover under a bounded load on the lb_deploy hosts: Mono race, rolling update, instance and node kill (a measurement, not a test)
 	python bench/soak.py
 
-bench-site: lab-up ## re-run cost in a shared project: no-op site.yml and status.yml with 300 other servers vs none
+bench-site: lab-up ## re-run cost: first site.yml, no-op, scale-out, scale-in; then no-op site.yml and status.yml with 300 other servers vs none
 	python bench/site_bench.py
 
 clean: ## remove build output (caches under ~/.cache/monoscape stay)

@@ -1,7 +1,13 @@
-"""Re-run cost in a shared project (`make bench-site`; a measurement, not a test).
+"""Re-run cost (`make bench-site`; a measurement, not a test), in two phases.
 
-The demo deployment on the lab (made first when it is not there), then, in one run,
-the no-op `site.yml` and `status.yml` (alternating, --reps times each), first with
+The deployment's life (issue #16): the demo deployment on the lab torn down, then
+its first `site.yml` (node image built), a no-op re-run, a scale-out by one node
+and the scale-in, each timed and set against the targets (first <= 150 s, no-op
+<= 10 % of the first with changed=0, scale-out <= 45 s). --shared-only skips it,
+--runbook-only does only that.
+
+A shared project: the demo deployment (made first when it is not there), then the
+no-op `site.yml` and `status.yml` (alternating, --reps times each), first with
 the project as it is, then with the other servers added:
 
   none    the project holds only the deployment's servers
@@ -34,13 +40,14 @@ from inventory_bench import AZ, BATCH, lab_env, log  # the sibling benchmark (be
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET = 1.15
 PREFIX = "bench-other-"
+NODES = 2  # inventory/lab's monoscape_node_count
 STATE = pathlib.Path("~/.config/monoscape/monoscape").expanduser()  # the lab deployment's state folder
 
 
 TIMINGS = ROOT / "build" / "logs" / "bench-site"  # each run's task timings (callback task_timings)
 
 
-def playbook(name, env, timings=None):
+def playbook(name, env, timings=None, extra=()):
     """(seconds, changed) of one ansible-playbook run on the lab inventory; with
     `timings` (a file name), every task's wall time is written there as JSON."""
     if timings:
@@ -52,7 +59,7 @@ def playbook(name, env, timings=None):
         )
     started = time.monotonic()
     proc = subprocess.run(
-        ["ansible-playbook", "-i", "inventory/lab", f"playbooks/{name}"],
+        ["ansible-playbook", "-i", "inventory/lab", f"playbooks/{name}", *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -125,6 +132,36 @@ class Others:
         log("other servers deleted")
 
 
+def runbook_phase(env):
+    """The demo deployment's life, in one go: torn down, first site.yml (the node image
+    built too), no-op re-run, scale-out by one node, scale-in; prints each time and the
+    ratios against issue #16's targets. Returns the no-op run's timings file."""
+    log("teardown.yml (so that the first site.yml is a first)")
+    playbook("teardown.yml", env)
+    steps = [
+        ("first", "site.yml", ()),
+        ("no-op", "site.yml", ()),
+        ("scale-out", "scale.yml", ("-e", f"monoscape_node_count={NODES + 1}")),
+        ("scale-in", "scale.yml", ("-e", f"monoscape_node_count={NODES}")),
+    ]
+    took = {}
+    for label, name, extra in steps:
+        took[label] = playbook(name, env, timings=f"runbook-{label}.json", extra=extra)
+        log(f"{label:<9} {name:<9} {took[label][0]:6.1f} s  changed={took[label][1]}")
+    first, noop = took["first"][0], took["no-op"][0]
+    print()
+    print("the deployment's life (issue #16's targets)")
+    print(f"  first site.yml   {first:6.1f} s   (target <= 150 s: {'met' if first <= 150 else 'NOT met'})")
+    print(
+        f"  no-op site.yml   {noop:6.1f} s   {100 * noop / first:4.1f} % of the first, changed={took['no-op'][1]}"
+        f"   (target <= 10 %, changed=0: {'met' if noop <= 0.1 * first and took['no-op'][1] == 0 else 'NOT met'})"
+    )
+    out = took["scale-out"][0]
+    print(f"  scale-out by one {out:6.1f} s   (target <= 45 s: {'met' if out <= 45 else 'NOT met'})")
+    print(f"  scale-in by one  {took['scale-in'][0]:6.1f} s")
+    slowest("runbook-no-op.json")
+
+
 def measure(env, reps, label, times, changes):
     for rep in range(reps):
         for name in ("site.yml", "status.yml"):
@@ -140,11 +177,17 @@ def main():
     parser.add_argument("--servers", type=int, default=300)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the other servers for a later run")
+    parser.add_argument("--shared-only", action="store_true", help="only the shared-project measurement")
+    parser.add_argument("--runbook-only", action="store_true", help="only the deployment's life")
     args = parser.parse_args()
 
     env = dict(os.environ, **lab_env())
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env['PATH']}"
     env.setdefault("CONTAINERS_CONF", str(pathlib.Path("~/.cache/monoscape/containers.conf").expanduser()))
+    if not args.shared_only:
+        runbook_phase(env)
+    if args.runbook_only:
+        return
     log("site.yml once (makes the demo deployment, or checks it is there)")
     playbook("site.yml", env)
     # the lab's admin from the lab's clouds.yaml (this process's environment does not name it)
