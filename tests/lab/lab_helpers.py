@@ -35,6 +35,23 @@ def podman(*args, check=False):
     return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, check=check)
 
 
+def crash_instance(server_id):
+    """The instance dies as a VM whose hypervisor process is killed: its container is
+    SIGKILLed (no shutdown, no goodbye) and its network goes with it. The lab keeps an
+    instance's network namespace (the compute driver's, `mslab-vm-<id>`) after the
+    container ends, and the kernel would go on answering for the addresses in it - ARP
+    for a virtual IP keepalived had added, a TCP reset for each connection to it -
+    where a dead VM's tap disappears with its QEMU process: the namespace's links go
+    down right after the kill."""
+    podman("kill", "--signal", "KILL", f"monoscape-lab-{server_id}", check=True)
+    netns = f"mslab-vm-{server_id}"
+    links = subprocess.run(["ip", "-n", netns, "-o", "link", "show"], capture_output=True, text=True, check=True)
+    for line in links.stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name != "lo":
+            subprocess.run(["ip", "-n", netns, "link", "set", name, "down"], check=True)
+
+
 def instance_exec(server_id, command, timeout=30):
     """Run a shell command inside an instance, as the hypervisor can (podman exec):
     for tests that need a view from inside the cloud (one instance connecting to
