@@ -51,6 +51,7 @@ def playbook(name, env, timings=None, extra=()):
     """(seconds, changed) of one ansible-playbook run on the lab inventory; with
     `timings` (a file name), every task's wall time is written there as JSON."""
     if timings:
+        TIMINGS.mkdir(parents=True, exist_ok=True)
         env = dict(
             env,
             ANSIBLE_CALLBACKS_ENABLED="monoscape.paas.task_timings",
@@ -67,6 +68,8 @@ def playbook(name, env, timings=None, extra=()):
         check=False,
     )
     elapsed = time.monotonic() - started
+    if timings:
+        (TIMINGS / timings).with_suffix(".log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout[-6000:])
         raise SystemExit(f"bench: {name} failed (rc={proc.returncode})")
@@ -181,7 +184,12 @@ def main():
     parser.add_argument("--runbook-only", action="store_true", help="only the deployment's life")
     args = parser.parse_args()
 
-    env = dict(os.environ, **lab_env())
+    lab = lab_env()
+    # the playbooks find the lab's admin cloud through inventory/lab; an OS_CLIENT_CONFIG_FILE
+    # in their environment would be read before the tenant's clouds.yaml (the inventory
+    # plugin, as openstacksdk does) and hide the deployment's servers
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ANSIBLE_"))}
+    env.update({k: v for k, v in lab.items() if not k.startswith("OS_")})
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env['PATH']}"
     env.setdefault("CONTAINERS_CONF", str(pathlib.Path("~/.cache/monoscape/containers.conf").expanduser()))
     if not args.shared_only:
@@ -191,8 +199,8 @@ def main():
     log("site.yml once (makes the demo deployment, or checks it is there)")
     playbook("site.yml", env)
     # the lab's admin from the lab's clouds.yaml (this process's environment does not name it)
-    lab_config = openstack.config.OpenStackConfig(config_files=[env["OS_CLIENT_CONFIG_FILE"]])
-    admin = openstack.connection.Connection(config=lab_config.get_one(cloud=env["OS_CLOUD"]))
+    lab_config = openstack.config.OpenStackConfig(config_files=[lab["OS_CLIENT_CONFIG_FILE"]])
+    admin = openstack.connection.Connection(config=lab_config.get_one(cloud=lab["OS_CLOUD"]))
     others = Others(admin, tenant_connection(), args.servers)
     others.delete()  # a kept set from an earlier run is measured with, not before
     times, changes = {}, []
