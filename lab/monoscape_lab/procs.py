@@ -84,8 +84,11 @@ def pid_is_service(pid, lab_dir, service, proc=pathlib.Path("/proc")):
     return env.get(MARK_DIR) == str(lab_dir) and env.get(MARK_SERVICE) == service
 
 
-def spawn(argv, *, lab_dir, service, log, env, cwd):
-    """Start a daemon in its own session, marked, output appended to `log`."""
+def spawn(argv, *, lab_dir, service, log, env, cwd, settle=5.0):
+    """Start a daemon in its own session, marked, output appended to `log`. Returns once
+    /proc shows the marker (or the process has ended, or after `settle` seconds): Popen
+    returns when execve closes the error pipe, before the kernel has set up the new
+    environment, and until then lab_processes() and stop_processes() would miss it."""
     full_env = dict(env)
     full_env[MARK_DIR] = str(lab_dir)
     full_env[MARK_SERVICE] = service
@@ -101,6 +104,9 @@ def spawn(argv, *, lab_dir, service, log, env, cwd):
             env=full_env,
             cwd=cwd,
         )
+    deadline = time.monotonic() + settle
+    while proc_environ(proc.pid).get(MARK_DIR) != str(lab_dir) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     return proc
 
 
