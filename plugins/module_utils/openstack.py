@@ -684,6 +684,14 @@ class OpenStackModule:
             return None
         return user.id
 
+    def ec2_pairs(self, user_id, project_id):
+        """The EC2 pairs (Keystone's OS-EC2 dicts, secrets included) of a user on a project,
+        sorted by access key. A user may list its own; other users' need the admin role."""
+        response = self.call(self.conn.identity.get, f"/users/{user_id}/credentials/OS-EC2")
+        sdk_exc.raise_from_response(response)
+        found = [c for c in response.json().get("credentials", []) if c.get("tenant_id") == project_id]
+        return sorted(found, key=lambda c: c.get("access") or "")
+
     # ------------------------------------------------------------------ Glance v2, raw
     # Glance returns custom properties as top-level keys; the raw API keeps them
     # that way (the SDK's Image resource moves unknown keys around).

@@ -152,12 +152,6 @@ class Ec2CredentialsModule(OpenStackModule):
         sdk_exc.raise_from_response(response)
         return response
 
-    def pairs(self, user_id, project_id):
-        """EC2 pairs of the user on the project, sorted by access key."""
-        body = self.api("get", f"/users/{user_id}/credentials/OS-EC2").json()
-        found = [c for c in body.get("credentials", []) if c.get("tenant_id") == project_id]
-        return sorted(found, key=lambda c: c.get("access") or "")
-
     @staticmethod
     def public(pair, user_id, project_id):
         return {
@@ -175,7 +169,7 @@ class Ec2CredentialsModule(OpenStackModule):
         if user_id is None or project_id is None:
             return {"changed": False, "deleted": []}
         access, secret = self.params["access"], self.params["secret"]
-        pairs = self.pairs(user_id, project_id)
+        pairs = self.ec2_pairs(user_id, project_id)
         keys = [p["access"] for p in pairs]
 
         if self.params["state"] == "absent":

@@ -83,13 +83,8 @@ network:
 
 from typing import ClassVar
 
+from ansible_collections.monoscape.paas.plugins.module_utils.neutron import ROUTER_INTERFACE_OWNERS
 from ansible_collections.monoscape.paas.plugins.module_utils.openstack import OpenStackModule, check_text
-
-ROUTER_INTERFACES = (
-    "network:router_interface",
-    "network:router_interface_distributed",
-    "network:ha_router_replicated_interface",
-)
 
 
 class NetworkInfoModule(OpenStackModule):
@@ -107,7 +102,7 @@ class NetworkInfoModule(OpenStackModule):
             return {"changed": False, "network": None}
         subnets = self.call(lambda: list(network_api.subnets(network_id=net.id)))
         ports = self.call(lambda: list(network_api.ports(network_id=net.id)))
-        router_ids = sorted({p.device_id for p in ports if p.device_owner in ROUTER_INTERFACES and p.device_id})
+        router_ids = sorted({p.device_id for p in ports if p.device_owner in ROUTER_INTERFACE_OWNERS and p.device_id})
         routers = []
         externals = []
         for router_id in router_ids:

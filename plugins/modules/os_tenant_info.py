@@ -128,17 +128,9 @@ import hashlib
 import json
 from typing import ClassVar
 
-from ansible_collections.monoscape.paas.plugins.module_utils.openstack import (
-    OpenStackModule,
-    check_text,
-    sdk_exc,
-)
+from ansible_collections.monoscape.paas.plugins.module_utils.neutron import router_interfaces
+from ansible_collections.monoscape.paas.plugins.module_utils.openstack import OpenStackModule, check_text
 
-ROUTER_INTERFACES = (
-    "network:router_interface",
-    "network:router_interface_distributed",
-    "network:ha_router_replicated_interface",
-)
 RULE_FIELDS = (
     "id",
     "direction",
@@ -191,11 +183,6 @@ class TenantInfoModule(OpenStackModule):
         user_id, project_id = self.call(lambda: (conn.current_user_id, conn.current_project_id))
         user = self.call(conn.identity.get_user, user_id)
         project = self.call(conn.identity.get_project, project_id)
-        response = self.call(conn.identity.get, f"/users/{user_id}/credentials/OS-EC2")
-        sdk_exc.raise_from_response(response)
-        access = sorted(
-            c.get("access") or "" for c in response.json().get("credentials", []) if c.get("tenant_id") == project_id
-        )
         return {
             "user": {
                 "id": user.id,
@@ -213,7 +200,7 @@ class TenantInfoModule(OpenStackModule):
                 "description": getattr(project, "description", None),
             },
             "roles": self.token_roles(),
-            "ec2_access": access,
+            "ec2_access": [pair.get("access") or "" for pair in self.ec2_pairs(user_id, project_id)],
         }
 
     def keypair(self):
@@ -284,12 +271,7 @@ class TenantInfoModule(OpenStackModule):
         if router is None:
             return None
         ports = self.call(lambda: list(network_api.ports(device_id=router.id)))
-        interfaces = sorted(
-            ip.get("subnet_id") or ""
-            for port in ports
-            if port.device_owner in ROUTER_INTERFACES
-            for ip in port.fixed_ips or []
-        )
+        interfaces = [interface["subnet_id"] or "" for interface in router_interfaces(ports)]
         return {
             "id": router.id,
             "name": router.name,
