@@ -2,7 +2,9 @@
 # Apache-2.0 (see galaxy.yml)
 """Filters of the Monoscape bundle's playbooks (documented in <name>.yml)."""
 
+import fnmatch
 import hashlib
+import os
 
 from ansible.errors import AnsibleFilterError
 
@@ -64,6 +66,35 @@ def monoscape_app_account(tenant, app):
     return ACCOUNT_PREFIX + digest[:ACCOUNT_HASH_CHARS]
 
 
+def monoscape_checksums(paths, root, exclude=("*.md", "*.pyc")):
+    """{path relative to ``root``: sha256} of the files ``paths`` name: files, and the
+    files below directories (recursively), except names matching ``exclude``. Read on
+    the control node, in this process. A path that does not exist is an error."""
+    if isinstance(paths, str) or not isinstance(paths, (list, tuple)):
+        raise AnsibleFilterError(f"monoscape_checksums expects a list of paths, got {type(paths).__name__}")
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs.sort()
+                found.extend(os.path.join(folder, name) for name in sorted(files))
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise AnsibleFilterError(f"monoscape_checksums: {path} is neither a file nor a folder")
+    sums = {}
+    for path in found:
+        if any(fnmatch.fnmatch(os.path.basename(path), pattern) for pattern in exclude):
+            continue
+        with open(path, "rb") as handle:
+            sums[os.path.relpath(path, root)] = hashlib.sha256(handle.read()).hexdigest()
+    return sums
+
+
 class FilterModule:
     def filters(self):
-        return {"monoscape_app_account": monoscape_app_account, "monoscape_table": monoscape_table}
+        return {
+            "monoscape_app_account": monoscape_app_account,
+            "monoscape_checksums": monoscape_checksums,
+            "monoscape_table": monoscape_table,
+        }
