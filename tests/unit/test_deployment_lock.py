@@ -322,16 +322,20 @@ def test_action_refuses_bad_arguments(path, this_run):
 def test_run_pid_is_the_nearest_ansible_playbook_above(monkeypatch):
     """In ansible-playbook the worker's parent is ansible-playbook (the real runs below
     check it). Should a process sit in between, the nearest ansible-playbook above is the
-    holder; with none above, the parent."""
-    parent = os.getppid()
-    grandparent = lock.proc_stat(parent)[1]
-    commands = {grandparent: ["/venv/bin/python3", "/venv/bin/ansible-playbook", "site.yml"]}
+    holder; with none above, the parent. A made-up process tree (worker 300 -> 200 ->
+    100 -> init), so the test does not depend on what runs pytest."""
+    parents = {300: 200, 200: 100, 100: 1}
+    commands = {100: ["/venv/bin/python3", "/venv/bin/ansible-playbook", "site.yml"]}
+    monkeypatch.setattr(lock.os, "getppid", lambda: 200)
+    monkeypatch.setattr(lock, "proc_stat", lambda pid: ("S", parents[pid], 0) if pid in parents else None)
     monkeypatch.setattr(lock, "cmdline", lambda pid: commands.get(pid, ["python3", "-m", "pytest"]))
-    assert lock.run_pid() == grandparent
-    commands[parent] = ["/usr/local/bin/ansible-playbook", "deploy_app.yml"]
-    assert lock.run_pid() == parent
+    assert lock.run_pid() == 100
+    commands[200] = ["/usr/local/bin/ansible-playbook", "deploy_app.yml"]
+    assert lock.run_pid() == 200
     commands.clear()
-    assert lock.run_pid() == parent
+    assert lock.run_pid() == 200
+    parents[200] = 999  # an ancestor that is gone: the parent
+    assert lock.run_pid() == 200
 
 
 # ---------------------------------------------------------------------- two real runs
