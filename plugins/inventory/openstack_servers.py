@@ -26,7 +26,9 @@ description:
     drops it for a member), so this filter runs on the control node and the list stays one call per
     cloud; O(server_filters) narrows what Nova returns.
   - Hosts go into the groups the playbooks target by their C(monoscape_role) - C(monoscape_controller),
-    C(monoscape_nodes), C(monoscape_builders) (O(role_groups)).
+    C(monoscape_nodes), C(monoscape_builders) (O(role_groups)). Hosts are added by server name (then
+    id), so a group lists its hosts in the same order whatever order the clouds answer in (Nova lists
+    the newest first), and the first controller stays the first when a second one is booted.
   - SSH settings come from the plugin, per host and only for the options given - O(ssh_user),
     O(ssh_private_key_file), O(ssh_known_hosts_file) (strict host key checking against that file,
     the host key looked up under the server name). A server reached at its fixed address goes
@@ -601,6 +603,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return [safe_group(name) for name in names]
 
     def _populate(self, servers):
+        # by name (then id): groups list their hosts in the same order whatever order the
+        # clouds answer in (Nova lists the newest first), so groups[...][0] is stable
+        servers = sorted(servers, key=lambda s: (s["name"], s["id"]))
         inventory = self.inventory
         private, only_ipv4 = self.get_option("private"), self.get_option("only_ipv4")
         cloud_groups = self.get_option("cloud_groups")

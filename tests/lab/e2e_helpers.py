@@ -4,6 +4,7 @@ runbooks' own commands, what of it exists in the cloud (seen by the admin), and 
 request stream through its load balancer. Each step's output is in
 build/logs/e2e-<step>.log and its wall time in build/logs/e2e-timings.json."""
 
+import itertools
 import json
 import os
 import pathlib
@@ -19,13 +20,14 @@ import urllib.request
 import openstack
 import openstack.config
 import yaml
-from lab_helpers import wait_until
+from lab_helpers import instance_exec, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 LOGS = ROOT / "build" / "logs"
 RUNBOOKS = ROOT / "docs" / "runbooks"
 PACKAGE = ROOT / "build" / "packages" / "hello-1.0.0.zip"
 TIMINGS = {}
+HA_RESULTS = {}
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -80,6 +82,11 @@ class Deployment:
         )
         settings_all.update(settings)
         (self.inventory / "group_vars" / "all" / "deployment.yml").write_text(yaml.safe_dump(settings_all))
+
+    def update(self, **settings):
+        """Change deployment settings, as an operator edits the inventory's group_vars."""
+        path = self.inventory / "group_vars" / "all" / "deployment.yml"
+        path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **settings}))
 
     def start(self, step, script, **variables):
         """Start a runbook command with INVENTORY set, in the background (Running)."""
@@ -245,3 +252,110 @@ class RequestStream:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+# --- a highly available load balancer (monoscape_controller_count 2) -----------------
+def record_ha(**values):
+    """The highly available load balancer's numbers, in build/logs/e2e-ha.json."""
+    HA_RESULTS.update(values)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / "e2e-ha.json").write_text(json.dumps(HA_RESULTS, indent=2) + "\n")
+
+
+def vip_port(admin, deployment):
+    (port,) = list(admin.network.ports(name=f"{deployment.name}-lb-vip"))
+    return port
+
+
+def vip(admin, deployment):
+    """(fixed address, floating address) of the load balancer's virtual IP."""
+    port = vip_port(admin, deployment)
+    (fip,) = list(admin.network.ips(port_id=port.id))
+    return port.fixed_ips[0]["ip_address"], fip.floating_ip_address
+
+
+def holders(controllers, address):
+    """The controllers whose interfaces have the virtual address."""
+    found = []
+    for server in controllers:
+        shown = instance_exec(server.id, "ip -4 -o addr show")
+        if f" {address}/" in shown.stdout:
+            found.append(server)
+    return found
+
+
+def backends(server, admin):
+    """The controller's dashboard view of its own HAProxy (dashboard.json, live from
+    HAProxy's stats socket): {(backend, server): status}, and the apps it lists."""
+    address = floating_ip(admin.compute.get_server(server.id))
+    document = json.loads(get(f"http://{address}:8080/dashboard.json")[1])
+    live = {(b["pxname"], b["svname"]): b["status"] for b in document.get("backends") or []}
+    return live, [(a["tenant"], a["app"], a["version"]) for a in document.get("apps") or []]
+
+
+def consistent(admin, deployment, version, count=2):
+    """Both controllers' HAProxy run the same backend servers, `count` of them, all UP,
+    and both dashboards list the app at `version` (each membership change reached both).
+    Waits up to 60 s for the dashboards' next refresh; returns the two views."""
+    controllers = servers(admin, deployment.name, "controller")
+    views = []
+
+    def same():
+        views[:] = [backends(server, admin) for server in controllers]
+        (live, apps), (other_live, other_apps) = views
+        return (
+            live == other_live
+            and len(live) == count
+            and set(live.values()) == {"UP"}
+            and apps == other_apps == [("demo", "hello", version)]
+        )
+
+    wait_until(same, 60, interval=2)
+    return views
+
+
+class Timeline:
+    """GET a URL from several threads, each request with a short timeout; every answer
+    kept as (start, end, ok, what). The longest time without a successful answer, and
+    the failures by kind, are what a user would have seen."""
+
+    def __init__(self, url, workers=4, timeout=1.0):
+        self.url, self.workers, self.timeout = url, workers, timeout
+        self.events = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(workers)]
+
+    def _loop(self):
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                status, body = get(self.url, timeout=self.timeout)
+                ok, what = status == 200 and "Hello from Monoscape" in body, str(status)
+            except (urllib.error.URLError, OSError) as exc:
+                ok, what = False, type(getattr(exc, "reason", exc)).__name__
+            with self._lock:
+                self.events.append((started, time.monotonic(), ok, what))
+            time.sleep(0.02)
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def longest_gap(self, since):
+        """Longest time between successful answers after `since` (their ends)."""
+        ends = [since, *sorted(end for _, end, ok, _ in self.events if ok and end >= since)]
+        return max((b - a for a, b in itertools.pairwise(ends)), default=float("inf"))
+
+    def failures(self):
+        kinds = {}
+        for _, _, ok, what in self.events:
+            if not ok:
+                kinds[what] = kinds.get(what, 0) + 1
+        return kinds

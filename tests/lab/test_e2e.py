@@ -8,11 +8,17 @@ changes nothing; status; Keystone stopped during a run (named, and the next run
 changes nothing); a node whose host key changed stops the run until it is
 re-pinned; scale 2 -> 3 (nova-compute killed first: named; the re-run scales out)
 -> 2 with the app served throughout; self-healing; credentials rotated; the lab
-killed in the middle of a run and recovered; teardown leaves nothing behind (no floating IP,
-router, network or port either). The project is shared with neighbours (two nodes
-of another deployment and 50 untagged servers): no run targets, changes or counts
-them, status lists them only when asked, and teardown keeps the project while
-they use it.
+killed in the middle of a run and recovered; grown to a highly available load
+balancer (monoscape_controller_count: 2, docs/runbooks/ha-load-balancer.md): a
+second controller and a virtual IP exactly one of them holds, the public address
+on it, a second run changes nothing, a rolling update under load reaches both
+controllers' HAProxy with no failed request, and killing the holder under load
+(lab_helpers.crash_instance) moves the address to the other within 3 s, the
+errors in between counted (numbers in build/logs/e2e-ha.json); teardown leaves
+nothing behind (no floating IP, router, network, port or virtual IP either). The
+project is shared with neighbours (two nodes of another deployment and 50
+untagged servers): no run targets, changes or counts them, status lists them
+only when asked, and teardown keeps the project while they use it.
 
 The deployment gets its own inventory (a copy of inventory/lab, as the install
 runbook tells operators to make) and a unique name, so it never meets another
@@ -37,22 +43,29 @@ import openstack
 import pytest
 import yaml
 from e2e_helpers import (
+    PACKAGE,
     TIMINGS,
     Deployment,
     RequestStream,
+    Timeline,
     connect,
     connect_dict,
     connects,
+    consistent,
     fixed_ip,
     floating_ip,
     get,
+    holders,
     leftovers,
     recap,
+    record_ha,
     runbook,
     servers,
     tail,
+    vip,
+    vip_port,
 )
-from lab_helpers import instance_exec, kill_service, labctl, power_cut, wait_until
+from lab_helpers import crash_instance, instance_exec, kill_service, labctl, power_cut, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -502,7 +515,7 @@ def test_scale_out_to_three_nodes(deployment, admin, neighbours):
     _, output = fault_run(
         deployment,
         "scale-out-no-compute",
-        runbook("scale").rstrip() + " -e fleet_timeout=45\n",
+        runbook("scale").rstrip() + " -e fleet_timeout=20\n",
         lambda: kill_service("nova-compute-podman"),
         after="PLAY [Scale | check the apps' versions before changing anything]",
         COUNT=3,
@@ -615,6 +628,113 @@ def test_recover_after_the_lab_restarts_in_the_middle_of_a_run(deployment, admin
     assert status == 200
     assert "version: 1.0.0" in body
     assert sorted(leftovers(admin, deployment.name)) == before
+
+
+# --- a highly available load balancer: the deployment grown to two controllers --------
+FAILOVER_LIMIT = 3.0  # seconds without a successful answer when the holder dies (issue #17)
+
+
+def test_growing_to_two_controllers_gives_them_a_shared_virtual_ip(deployment, admin):
+    """The operator sets monoscape_controller_count: 2 (docs/runbooks/ha-load-balancer.md)
+    and runs site.yml: a second controller, a virtual IP that exactly one of them holds,
+    the load balancer's public address on it, both HAProxy serving the same servers."""
+    deployment.update(monoscape_controller_count=2)
+    rc, output, seconds = deployment.run("ha-grow", runbook("site"))
+    assert rc == 0, tail(output, 80)
+    controllers = servers(admin, deployment.name, "controller")
+    assert [s.name for s in controllers] == [f"{deployment.name}-controller", f"{deployment.name}-controller-2"]
+    private, public = vip(admin, deployment)
+    port = vip_port(admin, deployment)
+    assert port.device_id == "", "the virtual IP's port is no server's"
+    for server in controllers:
+        (own,) = list(admin.network.ports(device_id=server.id))
+        assert [p["ip_address"] for p in own.allowed_address_pairs] == [private], own.allowed_address_pairs
+    # exactly one controller holds the address
+    assert wait_until(lambda: len(holders(controllers, private)) == 1, 30) is not None
+    status, body = get(f"http://{public}/demo/hello/")
+    assert status == 200
+    assert "version: 1.0.0" in body
+    # each controller's own HAProxy serves the app (membership applied to both), at its own floating IP
+    for server in controllers:
+        status, body = get(f"http://{floating_ip(admin.compute.get_server(server.id))}/demo/hello/")
+        assert status == 200 and "version: 1.0.0" in body, server.name
+    first, second = consistent(admin, deployment, "1.0.0")
+    assert first == second and len(first[0]) == 2 and set(first[0].values()) == {"UP"}, (first, second)
+    record_ha(grow_s=round(seconds, 1))
+    print(f"site.yml growing to two controllers: {seconds:.0f} s")
+
+
+def test_second_site_run_with_two_controllers_changes_nothing(deployment):
+    rc, output, seconds = deployment.run("ha-site-again", runbook("site"))
+    assert rc == 0, tail(output, 80)
+    changed = {host: counts[1] for host, counts in recap(output).items() if counts[1]}
+    assert changed == {}, f"a second site.yml changed something: {changed}\n{tail(output, 80)}"
+    record_ha(site_again_s=round(seconds, 1))
+    print(f"no-op site.yml with two controllers: {seconds:.0f} s")
+
+
+def test_a_rolling_update_reaches_both_load_balancers(deployment, admin):
+    _, public = vip(admin, deployment)
+    package = PACKAGE.with_name("hello-2.0.0.zip")
+    with RequestStream(f"http://{public}/demo/hello/") as stream:
+        rc, output, _ = deployment.run(
+            "ha-deploy-2.0.0", runbook("deploy"), TENANT="demo", APP="hello", VERSION="2.0.0", PACKAGE=str(package)
+        )
+    assert rc == 0, tail(output, 80)
+    assert stream.failures == [], stream.failures[:10]
+    assert stream.ok > 0
+    for server in servers(admin, deployment.name, "controller"):
+        status, body = get(f"http://{floating_ip(admin.compute.get_server(server.id))}/demo/hello/")
+        assert status == 200 and "version: 2.0.0" in body, f"{server.name} does not serve 2.0.0: {body[:200]}"
+    # the dashboards' app list comes from status.yml (HAProxy's backends are live); its
+    # app URLs are on the virtual IP's floating address
+    rc, output, _ = deployment.run("ha-status", runbook("status"))
+    assert rc == 0, tail(output, 80)
+    assert re.search(rf"https?://{re.escape(public)}(:\d+)?/demo/hello/", output), tail(output, 40)
+    # printed once, with each controller's live backends, the dashboard at the load balancer's address
+    assert output.count("EC2 credentials verified") == 1, tail(output, 60)
+    for server in servers(admin, deployment.name, "controller"):
+        assert re.search(rf"Backends on {re.escape(server.name)}\n", output), tail(output, 60)
+    assert f"Dashboard: http://{public}:8080/ (the load balancer's address" in output, tail(output, 20)
+    first, second = consistent(admin, deployment, "2.0.0")
+    assert first == second and len(first[0]) == 2 and set(first[0].values()) == {"UP"}, (first, second)
+    record_ha(rolling_update_requests=stream.ok, rolling_update_failed=len(stream.failures))
+
+
+def test_killing_the_active_controller_moves_the_address_within_3_s(deployment, admin):
+    private, public = vip(admin, deployment)
+    controllers = servers(admin, deployment.name, "controller")
+    (holder,) = holders(controllers, private)
+    (other,) = [s for s in controllers if s.id != holder.id]
+    with Timeline(f"http://{public}/demo/hello/") as timeline:
+        time.sleep(5)
+        killed_at = time.monotonic()
+        crash_instance(holder.id)
+        moved = wait_until(lambda: [s.id for s in holders([other], private)] == [other.id], 30)
+        time.sleep(10)
+    gap = timeline.longest_gap(killed_at)
+    after = [e for e in timeline.events if e[0] >= killed_at]
+    failures = timeline.failures()
+    record_ha(
+        failover_requests=len(after),
+        failover_failed=sum(failures.values()),
+        failover_failures_by_kind=failures,
+        failover_longest_gap_s=round(gap, 2),
+        failover_address_moved_s=round(moved, 2) if moved is not None else None,
+    )
+    print(
+        f"holder {holder.name} killed: the address on {other.name} after {moved} s, longest time without"
+        f" a successful answer {gap:.2f} s; {len(after)} requests after the kill, failed: {failures}"
+    )
+    assert moved is not None, f"the virtual IP did not move to {other.name}"
+    assert gap <= FAILOVER_LIMIT, f"no successful answer for {gap:.2f} s (limit {FAILOVER_LIMIT} s): {failures}"
+    # and then every request succeeds: the survivor alone answers for the address
+    settled = killed_at + moved + 2
+    late = [what for start, _, ok, what in timeline.events if start >= settled and not ok]
+    assert late == [], f"{len(late)} requests failed from 2 s after the move on: {late[:5]}"
+    # and it keeps answering from the survivor
+    status, body = get(f"http://{public}/demo/hello/")
+    assert status == 200 and "version: 2.0.0" in body
 
 
 def test_teardown_leaves_nothing(deployment, admin, neighbours):

@@ -608,6 +608,9 @@ def test_several_controllers_the_first_by_name_is_the_bastion(workdir, cloud):
     hostvars = data["_meta"]["hostvars"]
     listed = [s["name"] for s in PROJECTS["carol"] if s["name"].startswith("twoctl-controller-")]
     assert listed == ["twoctl-controller-b", "twoctl-controller-a"], "the stand-in Nova lists b first"
+    # the group lists them by name too (groups['monoscape_controller'][0] is the first controller
+    # whatever order Nova answers in: node_image hashes its address)
+    assert data["monoscape_controller"]["hosts"] == ["twoctl-controller-a", "twoctl-controller-b"]
     node = hostvars["twoctl-node-1"]
     assert node["monoscape_bastion"] == "twoctl-controller-a"
     assert proxy_argv(ssh_argv(node))[-1] == "root@203.0.113.30"
