@@ -10,6 +10,8 @@ from xdist.scheduler import LoadScopeScheduling
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # `ansible_collections.monoscape.paas` resolves through .collections (scripts/bootstrap.sh)
 sys.path.insert(0, str(ROOT / ".collections"))
+# the self-service web app's package (selfservice/, shipped to the controller by its role)
+sys.path.insert(0, str(ROOT / "selfservice"))
 
 _MARKER_DIRS = {"unit", "lint", "molecule", "lab"}
 

@@ -1,0 +1,295 @@
+"""The self-service web application (HTML pages and a JSON API under /api/).
+
+Who: a login with OpenStack credentials, checked by the cloud's Keystone
+(keystone.authenticate). What: the roles Keystone's token lists on the deployment's
+project - a deploy role (member) may change apps, a read role (reader) may only look,
+anyone else gets nothing. Every form carries a CSRF token (the API takes it in the
+X-CSRF-Token header); failed logins are rate-limited per client address and per user
+name, and every login, logout and refusal is in the audit log."""
+
+import functools
+import hmac
+import json
+import secrets
+import time
+
+from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template_string, request, url_for
+from markupsafe import Markup
+
+from .audit import AuditLog
+from .keystone import KeystoneUnavailable, LoginRefused, authenticate
+from .store import Store
+
+SESSION_COOKIE = "monoscape_session"
+LOGIN_CSRF_COOKIE = "monoscape_login_csrf"
+LOGIN_FORM_LIFETIME = 1800
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} - Monoscape</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:.3em .6em}.error{color:#b00}</style></head>
+<body><h1>{{ title }}</h1>
+{% if user %}<form method="post" action="/logout">Signed in as <b>{{ user }}</b>
+({{ roles }}) <input type="hidden" name="csrf_token" value="{{ csrf }}"><button>Sign out</button></form>{% endif %}
+{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
+{{ body }}</body></html>"""
+
+LOGIN = """<form method="post" action="/login">
+<input type="hidden" name="csrf_token" value="{{ csrf }}">
+<p><label>User <input name="username" autocomplete="username" required></label></p>
+<p><label>Password <input name="password" type="password" autocomplete="current-password" required></label></p>
+<p><button>Sign in</button></p></form>"""
+
+APPS = """<table><tr><th>tenant</th><th>app</th><th>version</th><th>URL</th></tr>
+{% for app in apps %}<tr><td>{{ app.tenant }}</td><td>{{ app.app }}</td><td>{{ app.version }}</td>
+<td><a href="{{ app.url }}">{{ app.url }}</a></td></tr>{% else %}<tr><td colspan="4">no apps yet</td></tr>{% endfor %}
+</table>"""
+
+
+class Refused(Exception):
+    """A request the service answers with an error (status, message for the user)."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def service():
+    return current_app.extensions["monoscape"]
+
+
+def client():
+    return request.remote_addr or ""
+
+
+def wants_json():
+    return request.path.startswith("/api/")
+
+
+def requires(what):
+    """The view needs a live session whose roles allow `what` ("look" or "deploy"); a
+    change (any method but GET and HEAD) needs the session's CSRF token too."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            session, svc = g.session, service()
+            if session is None:
+                if wants_json():
+                    return jsonify(error="sign in first (POST /api/login)"), 401
+                return redirect(url_for("login_form"))
+            if request.method not in ("GET", "HEAD"):
+                sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+                if not hmac.compare_digest(sent.encode(), session["csrf"].encode()):
+                    svc.audit.record(
+                        session["user_name"], request.endpoint, "refused", client(), detail="no CSRF token"
+                    )
+                    raise Refused(403, "the request has no valid CSRF token: reload the page and try again")
+            if not svc.may(session, what):
+                svc.audit.record(session["user_name"], request.endpoint, "refused", client(), detail=f"may not {what}")
+                roles = ", ".join(sorted(session["roles"]))
+                raise Refused(403, f"your roles on the project ({roles}) do not allow this")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+class SelfService:
+    """The service's state and rules, kept in app.extensions["monoscape"]."""
+
+    def __init__(self, settings, keystone=authenticate, clock=time.time):
+        self.settings, self.keystone = settings, keystone
+        self.store = Store(f"{settings.state_dir}/selfservice.sqlite", clock=clock)
+        self.audit = AuditLog(settings.audit_log)
+
+    def may(self, session, what):
+        roles, settings = session["roles"], self.settings
+        allowed = set(settings.deploy_roles) if what == "deploy" else set(settings.deploy_roles + settings.read_roles)
+        return bool(roles & allowed)
+
+    def set_cookie(self, response, name, value, max_age=None):
+        response.set_cookie(
+            name, value, max_age=max_age, httponly=True, secure=self.settings.secure_cookies, samesite="Strict"
+        )
+
+    def login(self, username, password):
+        """A new session (id, csrf token) for these credentials, or Refused."""
+        settings, store = self.settings, self.store
+        keys = [f"client:{client()}", f"user:{username.lower()}"]
+        if max(store.failures(keys, settings.login_failure_window).values()) >= settings.login_failures_allowed:
+            self.audit.record(username, "login", "rate-limited", client())
+            current_app.logger.warning("login of %r from %s rate-limited", username, client())
+            raise Refused(429, f"too many failed logins: try again in {settings.login_failure_window} s")
+        try:
+            identity = self.keystone(
+                settings.keystone_url,
+                username,
+                password,
+                settings.project_id,
+                user_domain=settings.user_domain,
+                timeout=settings.keystone_timeout,
+            )
+        except LoginRefused:
+            store.record_failure(keys)
+            self.audit.record(username, "login", "refused", client(), detail="Keystone issued no token")
+            current_app.logger.warning("failed login of %r from %s", username, client())
+            raise Refused(401, "wrong user name or password, or no role on this project") from None
+        except KeystoneUnavailable as exc:
+            self.audit.record(username, "login", "error", client(), detail=str(exc))
+            raise Refused(503, f"the cloud's identity service cannot be reached: {exc}") from None
+        if not self.may({"roles": identity.roles}, "look"):
+            store.record_failure(keys)
+            self.audit.record(username, "login", "refused", client(), detail=f"roles {sorted(identity.roles)}")
+            raise Refused(403, "your roles on this project allow nothing here")
+        store.clear_failures([f"user:{username.lower()}"])
+        sid, csrf = store.open_session(identity, settings.session_lifetime)
+        self.audit.record(identity.user_name, "login", "ok", client(), detail=f"roles {sorted(identity.roles)}")
+        return sid, csrf
+
+    def logout(self):
+        self.store.close_session(g.session["id"])
+        self.audit.record(g.session["user_name"], "logout", "ok", client())
+
+    def status(self):
+        """The status document status.yml published ({} when there is none yet)."""
+        try:
+            with open(self.settings.status_file) as handle:
+                document = json.load(handle)
+        except (FileNotFoundError, ValueError):
+            return {}
+        return document if isinstance(document, dict) else {}
+
+
+def page(title, body, status=200, error=None, **context):
+    session = g.get("session")
+    html = render_template_string(
+        PAGE,
+        title=title,
+        body=Markup(render_template_string(body, **context)),  # noqa: S704 - rendered by an autoescaping template
+        error=error,
+        user=session and session["user_name"],
+        roles=session and ", ".join(sorted(session["roles"])),
+        csrf=session and session["csrf"],
+    )
+    return make_response(html, status)
+
+
+def login_page(status=200, error=None):
+    token = secrets.token_urlsafe(32)
+    response = page("Sign in", LOGIN, status=status, error=error, csrf=token)
+    service().set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=LOGIN_FORM_LIFETIME)
+    return response
+
+
+# ---------------------------------------------------------------------- pages
+def login_form():
+    return login_page()
+
+
+def login():
+    cookie, sent = request.cookies.get(LOGIN_CSRF_COOKIE) or "", request.form.get("csrf_token") or ""
+    if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
+        service().audit.record(request.form.get("username", ""), "login", "refused", client(), detail="no CSRF token")
+        return login_page(403, "the sign-in form has expired: try again")
+    try:
+        sid, _ = service().login(request.form.get("username", ""), request.form.get("password", ""))
+    except Refused as refused:
+        return login_page(refused.status, refused.message)
+    response = redirect(url_for("apps_page"), code=303)
+    service().set_cookie(response, SESSION_COOKIE, sid)
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@requires("look")
+def logout():
+    service().logout()
+    response = redirect(url_for("login_form"), code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@requires("look")
+def apps_page():
+    return page("Apps", APPS, apps=service().status().get("apps") or [])
+
+
+# ---------------------------------------------------------------------- JSON API
+def api_login():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Refused(400, 'send {"username": ..., "password": ...} as JSON')
+    sid, csrf = service().login(str(body.get("username", "")), str(body.get("password", "")))
+    response = jsonify(csrf_token=csrf)
+    service().set_cookie(response, SESSION_COOKIE, sid)
+    return response
+
+
+@requires("look")
+def api_logout():
+    service().logout()
+    response = jsonify(result="signed out")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@requires("look")
+def api_session():
+    session = g.session
+    return jsonify(
+        user=session["user_name"],
+        roles=sorted(session["roles"]),
+        may_deploy=service().may(session, "deploy"),
+        expires=session["expires"],
+        csrf_token=session["csrf"],
+    )
+
+
+@requires("look")
+def api_apps():
+    return jsonify(apps=service().status().get("apps") or [])
+
+
+ROUTES = [
+    ("/login", login_form, ["GET"]),
+    ("/login", login, ["POST"]),
+    ("/logout", logout, ["POST"]),
+    ("/", apps_page, ["GET"]),
+    ("/api/login", api_login, ["POST"]),
+    ("/api/logout", api_logout, ["POST"]),
+    ("/api/session", api_session, ["GET"]),
+    ("/api/apps", api_apps, ["GET"]),
+]
+
+
+def load_session():
+    g.session = service().store.session(request.cookies.get(SESSION_COOKIE))
+
+
+def security_headers(response):
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
+    return response
+
+
+def refused(error):
+    if wants_json():
+        return jsonify(error=error.message), error.status
+    return page("Refused", "", status=error.status, error=error.message)
+
+
+def create_app(settings, keystone=authenticate, clock=time.time):
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)  # forms and API bodies; uploads get their own limit
+    app.extensions["monoscape"] = SelfService(settings, keystone, clock)
+    app.before_request(load_session)
+    app.after_request(security_headers)
+    app.register_error_handler(Refused, refused)
+    for rule, view, methods in ROUTES:
+        app.add_url_rule(rule, view.__name__, view, methods=methods)
+    return app
