@@ -18,11 +18,13 @@ from markupsafe import Markup
 
 from .audit import AuditLog
 from .keystone import KeystoneUnavailable, LoginRefused, authenticate
+from .releases import Releases, UploadRefused
 from .store import Store
 
 SESSION_COOKIE = "monoscape_session"
 LOGIN_CSRF_COOKIE = "monoscape_login_csrf"
 LOGIN_FORM_LIFETIME = 1800
+SMALL_BODY = 64 * 1024  # forms and JSON documents (a package upload has its own limit)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }} - Monoscape</title>
@@ -103,6 +105,9 @@ class SelfService:
         self.settings, self.keystone = settings, keystone
         self.store = Store(f"{settings.state_dir}/selfservice.sqlite", clock=clock)
         self.audit = AuditLog(settings.audit_log)
+        self.releases = Releases(
+            settings.releases_dir or f"{settings.state_dir}/releases", settings.releases_kept, settings.upload_max_bytes
+        )
 
     def may(self, session, what):
         roles, settings = session["roles"], self.settings
@@ -151,6 +156,24 @@ class SelfService:
     def logout(self):
         self.store.close_session(g.session["id"])
         self.audit.record(g.session["user_name"], "logout", "ok", client())
+
+    def upload(self, stream, tenant, app, version, length=None):
+        """Keep an uploaded package (the package rules first); audit either way."""
+        user, target = g.session["user_name"], f"{tenant}/{app} {version}"
+        try:
+            existed = self.releases.record(tenant, app, version) is not None
+            record = self.releases.receive(stream, tenant, app, version, user=user, length=length)
+        except UploadRefused as exc:
+            self.audit.record(user, "upload", "refused", client(), target=target, detail=exc.message)
+            raise Refused(exc.status, exc.message) from None
+        current = {
+            a.get("version")
+            for a in self.status().get("apps") or []
+            if (a.get("tenant"), a.get("app")) == (tenant, app)
+        }
+        pruned = self.releases.prune(tenant, app, in_use=current | {version})
+        self.audit.record(user, "upload", "ok", client(), target=target, detail=f"sha256 {record['sha256']}")
+        return record, existed, pruned
 
     def status(self):
         """The status document status.yml published ({} when there is none yet)."""
@@ -218,6 +241,8 @@ def apps_page():
 
 # ---------------------------------------------------------------------- JSON API
 def api_login():
+    if (request.content_length or 0) > SMALL_BODY:
+        raise Refused(413, f"a sign-in is a small JSON document (at most {SMALL_BODY} bytes)")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise Refused(400, 'send {"username": ..., "password": ...} as JSON')
@@ -252,6 +277,21 @@ def api_apps():
     return jsonify(apps=service().status().get("apps") or [])
 
 
+@requires("look")
+def api_releases(tenant, app):
+    try:
+        return jsonify(releases=service().releases.list(tenant, app))
+    except UploadRefused as exc:
+        raise Refused(exc.status, exc.message) from None
+
+
+@requires("deploy")
+def api_upload(tenant, app, version):
+    """PUT the package's zip as the body (streamed to disk, never held in memory)."""
+    record, existed, pruned = service().upload(request.stream, tenant, app, version, request.content_length)
+    return jsonify(release=record, pruned=pruned), 200 if existed else 201
+
+
 ROUTES = [
     ("/login", login_form, ["GET"]),
     ("/login", login, ["POST"]),
@@ -261,6 +301,8 @@ ROUTES = [
     ("/api/logout", api_logout, ["POST"]),
     ("/api/session", api_session, ["GET"]),
     ("/api/apps", api_apps, ["GET"]),
+    ("/api/apps/<tenant>/<app>/releases", api_releases, ["GET"]),
+    ("/api/apps/<tenant>/<app>/releases/<version>", api_upload, ["PUT"]),
 ]
 
 
@@ -285,7 +327,8 @@ def refused(error):
 
 def create_app(settings, keystone=authenticate, clock=time.time):
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)  # forms and API bodies; uploads get their own limit
+    # the largest body is a package (Releases counts its bytes again while streaming it)
+    app.config.update(MAX_CONTENT_LENGTH=settings.upload_max_bytes + 64 * 1024)
     app.extensions["monoscape"] = SelfService(settings, keystone, clock)
     app.before_request(load_session)
     app.after_request(security_headers)

@@ -12,6 +12,9 @@ class Settings:
     state_dir: str  # sessions and rate limit (SQLite), 0700, owned by the service
     audit_log: str
     status_file: str  # the status document status.yml publishes (read-only here)
+    releases_dir: str = ""  # uploaded packages (default: <state_dir>/releases)
+    releases_kept: int = 5  # uploads kept per app, besides the version the app runs
+    upload_max_bytes: int = 64 * 1024 * 1024  # the package rules' limit (DEFAULT_MAX_BYTES)
     user_domain: str = "Default"
     session_lifetime: int = 3600  # seconds; never longer than the Keystone token
     secure_cookies: bool = False  # true behind TLS: the session cookie is Secure

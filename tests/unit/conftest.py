@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.monoscape.paas.plugins.module_utils import openstack as base
 
 from .os_fake_cloud import FakeCloud, run_module
+from .selfservice_helpers import Clock, make_app, make_settings, start_keystone
 
 
 @pytest.fixture
@@ -35,3 +36,27 @@ def module_warnings(monkeypatch):
 
     monkeypatch.setattr(base.OpenStackModule, "warn", record)
     return given
+
+
+# ---------------------------------------------------------------------- the self-service web app
+@pytest.fixture(scope="session")
+def keystone_url():
+    """A Keystone stand-in on the loopback (tests/unit/selfservice_helpers.py)."""
+    url, stop = start_keystone()
+    yield url
+    stop()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def settings(tmp_path, keystone_url):
+    return make_settings(tmp_path, keystone_url)
+
+
+@pytest.fixture
+def app(settings, clock):
+    return make_app(settings, clock)
