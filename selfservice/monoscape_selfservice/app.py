@@ -17,9 +17,11 @@ from flask import Flask, current_app, g, jsonify, make_response, redirect, rende
 from markupsafe import Markup
 
 from .audit import AuditLog
+from .jobs import Busy
 from .keystone import KeystoneUnavailable, LoginRefused, authenticate
 from .releases import Releases, UploadRefused
 from .store import Store
+from .worker import ACTIONS, open_jobs
 
 SESSION_COOKIE = "monoscape_session"
 LOGIN_CSRF_COOKIE = "monoscape_login_csrf"
@@ -108,6 +110,7 @@ class SelfService:
         self.releases = Releases(
             settings.releases_dir or f"{settings.state_dir}/releases", settings.releases_kept, settings.upload_max_bytes
         )
+        self.jobs = open_jobs(settings, clock=clock)
 
     def may(self, session, what):
         roles, settings = session["roles"], self.settings
@@ -174,6 +177,56 @@ class SelfService:
         pruned = self.releases.prune(tenant, app, in_use=current | {version})
         self.audit.record(user, "upload", "ok", client(), target=target, detail=f"sha256 {record['sha256']}")
         return record, existed, pruned
+
+    def submit(self, tenant, app, action, body):
+        """Queue a job for an app after checking what it asks for; audited either way."""
+        user, target = g.session["user_name"], f"{tenant}/{app}"
+        try:
+            params = self._params(tenant, app, action, body)
+            job = self.jobs.submit(tenant, app, action, params, user)
+        except Refused as exc:
+            self.audit.record(user, action, "refused", client(), target=target, detail=exc.message)
+            raise
+        except Busy as exc:
+            self.audit.record(user, action, "refused", client(), target=target, detail=str(exc))
+            raise Refused(409, f"{exc}: wait for it to end (GET /api/jobs/{exc.job['id']})") from None
+        self.audit.record(user, action, "queued", client(), target=target, detail=f"job {job['id']} {params}")
+        return job
+
+    def _params(self, tenant, app, action, body):
+        if action not in ACTIONS:
+            raise Refused(400, f"unknown action {action!r}: one of {', '.join(sorted(ACTIONS))}")
+        try:
+            self.releases.folder(tenant, app)  # the name rules
+        except UploadRefused as exc:
+            raise Refused(exc.status, exc.message) from None
+        allowed = ACTIONS[action][1]
+        unknown = sorted(set(body) - set(allowed))
+        if unknown:
+            raise Refused(400, f"{action} takes no {', '.join(unknown)} (it takes: {', '.join(allowed) or 'nothing'})")
+        params = {}
+        if action in ("deploy", "scale"):
+            version = str(body.get("version") or self._running(tenant, app) or "")
+            if not version or self.releases.path(tenant, app, version) is None:
+                raise Refused(404, f"{tenant}/{app} has no kept release {version!r}: upload the package first")
+            params["version"] = version
+            count = body.get("instances_per_node", 1)
+            if (
+                not isinstance(count, int)
+                or isinstance(count, bool)
+                or not 1 <= count <= self.settings.max_instances_per_node
+            ):
+                raise Refused(
+                    400, f"instances_per_node is a whole number from 1 to {self.settings.max_instances_per_node}"
+                )
+            params["instances_per_node"] = count
+        return params
+
+    def _running(self, tenant, app):
+        for found in self.status().get("apps") or []:
+            if (found.get("tenant"), found.get("app")) == (tenant, app):
+                return found.get("version")
+        return None
 
     def status(self):
         """The status document status.yml published ({} when there is none yet)."""
@@ -292,6 +345,53 @@ def api_upload(tenant, app, version):
     return jsonify(release=record, pruned=pruned), 200 if existed else 201
 
 
+@requires("deploy")
+def api_submit(tenant, app):
+    """POST {"action": "deploy", "version": "2.0.0", "instances_per_node": 1}: 202 and the job."""
+    if (request.content_length or 0) > SMALL_BODY:
+        raise Refused(413, f"a job request is a small JSON document (at most {SMALL_BODY} bytes)")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+        raise Refused(400, 'send {"action": ..., ...} as JSON')
+    action = body.pop("action")
+    return jsonify(job=service().submit(tenant, app, action, body)), 202
+
+
+@requires("look")
+def api_jobs(tenant, app):
+    return jsonify(jobs=service().jobs.list(tenant, app))
+
+
+@requires("look")
+def api_job(job_id):
+    job = service().jobs.get(job_id)
+    if job is None:
+        raise Refused(404, f"no job {job_id}")
+    return jsonify(job=job)
+
+
+@requires("look")
+def api_job_log(job_id):
+    """The job's log from byte `offset` on (at most 1 MiB): poll with the returned offset."""
+    job = service().jobs.get(job_id)
+    if job is None:
+        raise Refused(404, f"no job {job_id}")
+    offset = request.args.get("offset", 0, type=int)
+    try:
+        with open(service().jobs.log_path(job_id), "rb") as handle:
+            handle.seek(max(offset, 0))
+            chunk = handle.read(1024 * 1024)
+    except FileNotFoundError:
+        chunk = b""
+    return jsonify(
+        text=chunk.decode(errors="replace"),
+        offset=max(offset, 0) + len(chunk),
+        state=job["state"],
+        tasks_done=job["tasks_done"],
+        tasks_total=job["tasks_total"],
+    )
+
+
 ROUTES = [
     ("/login", login_form, ["GET"]),
     ("/login", login, ["POST"]),
@@ -303,6 +403,10 @@ ROUTES = [
     ("/api/apps", api_apps, ["GET"]),
     ("/api/apps/<tenant>/<app>/releases", api_releases, ["GET"]),
     ("/api/apps/<tenant>/<app>/releases/<version>", api_upload, ["PUT"]),
+    ("/api/apps/<tenant>/<app>/jobs", api_submit, ["POST"]),
+    ("/api/apps/<tenant>/<app>/jobs", api_jobs, ["GET"]),
+    ("/api/jobs/<int:job_id>", api_job, ["GET"]),
+    ("/api/jobs/<int:job_id>/log", api_job_log, ["GET"]),
 ]
 
 

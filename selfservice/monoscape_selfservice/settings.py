@@ -12,6 +12,8 @@ class Settings:
     state_dir: str  # sessions and rate limit (SQLite), 0700, owned by the service
     audit_log: str
     status_file: str  # the status document status.yml publishes (read-only here)
+    bundle_dir: str = ""  # the bundle (playbooks, roles, plugins, ansible.cfg) the jobs run
+    inventory: str = ""  # the nodes and controllers the jobs reach (written by the selfservice role)
     releases_dir: str = ""  # uploaded packages (default: <state_dir>/releases)
     releases_kept: int = 5  # uploads kept per app, besides the version the app runs
     upload_max_bytes: int = 64 * 1024 * 1024  # the package rules' limit (DEFAULT_MAX_BYTES)
@@ -21,6 +23,7 @@ class Settings:
     login_failures_allowed: int = 5  # failed logins per client address and per user name ...
     login_failure_window: int = 300  # ... within this many seconds; then 429 until the window passes
     keystone_timeout: float = 10.0
+    max_instances_per_node: int = 8
     deploy_roles: tuple = ("member", "admin")
     read_roles: tuple = ("reader",)
 
