@@ -13,8 +13,7 @@ import json
 import secrets
 import time
 
-from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template_string, request, url_for
-from markupsafe import Markup
+from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template, request, url_for
 
 from .audit import AuditLog
 from .jobs import Busy
@@ -27,27 +26,6 @@ SESSION_COOKIE = "monoscape_session"
 LOGIN_CSRF_COOKIE = "monoscape_login_csrf"
 LOGIN_FORM_LIFETIME = 1800
 SMALL_BODY = 64 * 1024  # forms and JSON documents (a package upload has its own limit)
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }} - Monoscape</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.3em .6em}.error{color:#b00}</style></head>
-<body><h1>{{ title }}</h1>
-{% if user %}<form method="post" action="/logout">Signed in as <b>{{ user }}</b>
-({{ roles }}) <input type="hidden" name="csrf_token" value="{{ csrf }}"><button>Sign out</button></form>{% endif %}
-{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
-{{ body }}</body></html>"""
-
-LOGIN = """<form method="post" action="/login">
-<input type="hidden" name="csrf_token" value="{{ csrf }}">
-<p><label>User <input name="username" autocomplete="username" required></label></p>
-<p><label>Password <input name="password" type="password" autocomplete="current-password" required></label></p>
-<p><button>Sign in</button></p></form>"""
-
-APPS = """<table><tr><th>tenant</th><th>app</th><th>version</th><th>URL</th></tr>
-{% for app in apps %}<tr><td>{{ app.tenant }}</td><td>{{ app.app }}</td><td>{{ app.version }}</td>
-<td><a href="{{ app.url }}">{{ app.url }}</a></td></tr>{% else %}<tr><td colspan="4">no apps yet</td></tr>{% endfor %}
-</table>"""
 
 
 class Refused(Exception):
@@ -238,23 +216,20 @@ class SelfService:
         return document if isinstance(document, dict) else {}
 
 
-def page(title, body, status=200, error=None, **context):
+def page(template, title, status=200, error=None, notice=None, **context):
+    """A page of templates/ (each extends base.html), with the signed-in user's header."""
     session = g.get("session")
-    html = render_template_string(
-        PAGE,
-        title=title,
-        body=Markup(render_template_string(body, **context)),  # noqa: S704 - rendered by an autoescaping template
-        error=error,
-        user=session and session["user_name"],
-        roles=session and ", ".join(sorted(session["roles"])),
-        csrf=session and session["csrf"],
-    )
+    if session:
+        context.setdefault("csrf", session["csrf"])
+        context.setdefault("may_deploy", service().may(session, "deploy"))
+        context.update(user=session["user_name"], roles=", ".join(sorted(session["roles"])))
+    html = render_template(template, title=title, error=error, notice=notice, **context)
     return make_response(html, status)
 
 
 def login_page(status=200, error=None):
     token = secrets.token_urlsafe(32)
-    response = page("Sign in", LOGIN, status=status, error=error, csrf=token)
+    response = page("login.html", "Sign in", status=status, error=error, csrf=token)
     service().set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=LOGIN_FORM_LIFETIME)
     return response
 
@@ -289,7 +264,71 @@ def logout():
 
 @requires("look")
 def apps_page():
-    return page("Apps", APPS, apps=service().status().get("apps") or [])
+    return page("apps.html", "Apps", apps=service().status().get("apps") or [])
+
+
+@requires("look")
+def app_page(tenant, app, status=200, error=None, notice=None):
+    svc = service()
+    try:
+        releases = svc.releases.list(tenant, app)
+    except UploadRefused as exc:
+        raise Refused(exc.status, exc.message) from None
+    running = next((a for a in svc.status().get("apps") or [] if (a.get("tenant"), a.get("app")) == (tenant, app)), {})
+    return page(
+        "app.html",
+        f"{tenant}/{app}",
+        status=status,
+        error=error,
+        notice=notice,
+        tenant=tenant,
+        app=app,
+        running=running.get("version"),
+        url=running.get("url"),
+        releases=releases,
+        jobs=svc.jobs.list(tenant, app, limit=20),
+        max_instances=svc.settings.max_instances_per_node,
+    )
+
+
+@requires("deploy")
+def upload_form():
+    """The browser's upload (multipart, spooled to disk by the server, then the package rules)."""
+    tenant, app, version = (request.form.get(k, "") for k in ("tenant", "app", "version"))
+    package = request.files.get("package")
+    try:
+        if package is None:
+            raise Refused(400, "choose the package's zip file")
+        record, existed, _ = service().upload(package.stream, tenant, app, version)
+    except Refused as refused:
+        if not tenant or not app:
+            raise
+        try:
+            return app_page.__wrapped__(tenant, app, status=refused.status, error=refused.message)
+        except Refused:
+            raise refused from None
+    notice = f"{version} {'was already uploaded' if existed else 'uploaded'} (sha256 {record['sha256'][:12]})"
+    return app_page.__wrapped__(tenant, app, notice=notice)
+
+
+@requires("deploy")
+def submit_form(tenant, app):
+    body = {k: v for k, v in request.form.items() if k not in ("csrf_token", "action") and v != ""}
+    if str(body.get("instances_per_node", "")).isdigit():
+        body["instances_per_node"] = int(body["instances_per_node"])
+    try:
+        job = service().submit(tenant, app, request.form.get("action", ""), body)
+    except Refused as refused:
+        return app_page.__wrapped__(tenant, app, status=refused.status, error=refused.message)
+    return redirect(f"/jobs/{job['id']}", code=303)
+
+
+@requires("look")
+def job_page(job_id):
+    job = service().jobs.get(job_id)
+    if job is None:
+        raise Refused(404, f"no job {job_id}")
+    return page("job.html", f"Job {job_id}", job=job)
 
 
 # ---------------------------------------------------------------------- JSON API
@@ -397,6 +436,10 @@ ROUTES = [
     ("/login", login, ["POST"]),
     ("/logout", logout, ["POST"]),
     ("/", apps_page, ["GET"]),
+    ("/apps/<tenant>/<app>", app_page, ["GET"]),
+    ("/apps/<tenant>/<app>/jobs", submit_form, ["POST"]),
+    ("/releases", upload_form, ["POST"]),
+    ("/jobs/<int:job_id>", job_page, ["GET"]),
     ("/api/login", api_login, ["POST"]),
     ("/api/logout", api_logout, ["POST"]),
     ("/api/session", api_session, ["GET"]),
@@ -426,7 +469,7 @@ def security_headers(response):
 def refused(error):
     if wants_json():
         return jsonify(error=error.message), error.status
-    return page("Refused", "", status=error.status, error=error.message)
+    return page("refused.html", "Refused", status=error.status, error=error.message)
 
 
 def create_app(settings, keystone=authenticate, clock=time.time):
