@@ -204,3 +204,39 @@ def test_a_reader_sees_jobs_but_cannot_submit_and_csrf_is_needed(app, member):
     reader_csrf = api_login(reader, "viewer").json["csrf_token"]
     assert submit(reader, reader_csrf, action="deploy", version="2.0.0").status_code == 403
     assert reader.get("/api/apps/demo/hello/jobs").json == {"jobs": []}
+
+
+# ---------------------------------------------------------------------- a real ansible-runner run
+PLAYBOOK = """\
+- name: Deploy (stand-in of the bundle's playbook)
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Show the app
+      ansible.builtin.debug:
+        msg: "{{ app_tenant }}/{{ app_name }} {{ app_version }} x{{ app_instances_per_node }}"
+    - name: Fail when asked
+      ansible.builtin.fail:
+        msg: asked to fail
+      when: app_version == "6.6.6"
+"""
+
+
+@pytest.mark.parametrize("outcome", [("2.0.0", "succeeded"), ("6.6.6", "failed")], ids=["succeeds", "fails"])
+def test_ansible_runner_runs_the_bundles_playbook(tmp_path, jobs, settings, app, outcome):
+    version, state = outcome
+    bundle = tmp_path / "bundle"
+    (bundle / "playbooks").mkdir(parents=True)
+    (bundle / "playbooks" / "deploy_app.yml").write_text(PLAYBOOK)
+    (bundle / "ansible.cfg").write_text("[defaults]\nstdout_callback = ansible.builtin.default\n")
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("node-1 ansible_connection=local ansible_python_interpreter=python3\n")
+    run_settings = type(settings)(**{**settings.__dict__, "bundle_dir": str(bundle), "inventory": str(inventory)})
+    releases = app.extensions["monoscape"].releases
+    releases.receive(open_zip(tmp_path), "demo", "hello", version, user="dev")
+    job = jobs.submit("demo", "hello", "deploy", {"version": version, "instances_per_node": 3}, "dev")
+    finished = worker.run_job(jobs.claim("w"), jobs, releases, run_settings)
+    text = pathlib.Path(jobs.log_path(job["id"])).read_text()
+    assert finished["state"] == state, text
+    assert f"demo/hello {version} x3" in text and "TASK [Show the app]" in text
+    assert finished["tasks_done"] == 2
