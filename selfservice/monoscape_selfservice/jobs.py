@@ -12,11 +12,12 @@ the worker (which claims and finishes them):
   reboot) is marked failed when the worker starts again - never lost, never run
   twice: the worker's processes end with its service (systemd's control group)."""
 
-import contextlib
 import json
 import os
 import sqlite3
 import time
+
+from .db import create, transaction
 
 STATES = ("queued", "running", "succeeded", "failed")
 ACTIVE = ("queued", "running")
@@ -80,26 +81,7 @@ class Jobs:
     def __init__(self, path, logs_dir, clock=time.time):
         self.path, self.logs_dir, self.clock = str(path), str(logs_dir), clock
         os.makedirs(self.logs_dir, mode=0o750, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-        finally:
-            db.close()
-
-    @contextlib.contextmanager
-    def _db(self):
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        create(self.path, SCHEMA)
 
     @staticmethod
     def _job(row):
@@ -114,7 +96,7 @@ class Jobs:
 
     def submit(self, tenant, app, action, params, user):
         """Queue a job; raises Busy when the app has one queued or running."""
-        with self._db() as db:
+        with transaction(self.path) as db:
             try:
                 cursor = db.execute(
                     "INSERT INTO jobs (tenant, app, action, params, user, state, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -128,20 +110,20 @@ class Jobs:
             return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (cursor.lastrowid,)).fetchone())
 
     def get(self, job_id):
-        with self._db() as db:
+        with transaction(self.path) as db:
             return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
     def list(self, tenant=None, app=None, limit=50):
         query, args = "SELECT * FROM jobs", []
         if tenant is not None:
             query, args = query + " WHERE tenant = ? AND app = ?", [tenant, app]
-        with self._db() as db:
+        with transaction(self.path) as db:
             rows = db.execute(query + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
         return [self._job(row) for row in rows]
 
     def claim(self, worker):
         """The oldest queued job, now running by `worker` (None when the queue is empty)."""
-        with self._db() as db:
+        with transaction(self.path) as db:
             row = db.execute("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
             if row is None:
                 return None
@@ -152,12 +134,12 @@ class Jobs:
             return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
 
     def progress(self, job_id, done, total):
-        with self._db() as db:
+        with transaction(self.path) as db:
             db.execute("UPDATE jobs SET tasks_done = ?, tasks_total = ? WHERE id = ?", (done, total, job_id))
 
     def finish(self, job_id, rc, message=""):
         state = "succeeded" if rc == 0 else "failed"
-        with self._db() as db:
+        with transaction(self.path) as db:
             db.execute(
                 "UPDATE jobs SET state = ?, rc = ?, ended = ?, message = ? WHERE id = ? AND state = 'running'",
                 (state, rc, self.clock(), message, job_id),
@@ -166,7 +148,7 @@ class Jobs:
 
     def recover(self, is_alive=alive):
         """Mark failed every running job whose worker is gone (a restart cut it); returns them."""
-        with self._db() as db:
+        with transaction(self.path) as db:
             rows = db.execute("SELECT * FROM jobs WHERE state = 'running'").fetchall()
             cut = [row for row in rows if not is_alive(row["worker"])]
             for row in cut:
@@ -179,7 +161,7 @@ class Jobs:
     def expected_tasks(self, tenant, app, action):
         """The task count of the last successful job of this action (the progress bar's total;
         0 when there is none yet)."""
-        with self._db() as db:
+        with transaction(self.path) as db:
             row = db.execute(
                 "SELECT tasks_done FROM jobs WHERE action = ? AND state = 'succeeded' AND tenant = ? AND app = ?"
                 " ORDER BY id DESC LIMIT 1",

@@ -2,11 +2,11 @@
 workers: sessions (a random id in the cookie, everything else here, so logout and
 expiry end a session for good) and failed logins (the rate limit)."""
 
-import contextlib
 import json
 import secrets
-import sqlite3
 import time
+
+from .db import create, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -29,26 +29,7 @@ CREATE INDEX IF NOT EXISTS failed_logins_key ON failed_logins (key, at);
 class Store:
     def __init__(self, path, clock=time.time):
         self.path, self.clock = str(path), clock
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer (several server workers)
-            db.executescript(SCHEMA)
-        finally:
-            db.close()
-
-    @contextlib.contextmanager
-    def _db(self):
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        create(self.path, SCHEMA)
 
     # ------------------------------------------------------------------ sessions
     def open_session(self, identity, lifetime):
@@ -57,7 +38,7 @@ class Store:
         now = self.clock()
         expires = min(now + lifetime, identity.expires_at.timestamp())
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        with self._db() as db:
+        with transaction(self.path) as db:
             db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
             db.execute(
                 "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -69,7 +50,7 @@ class Store:
         """The live session of this id as a dict, or None (unknown or expired)."""
         if not sid:
             return None
-        with self._db() as db:
+        with transaction(self.path) as db:
             row = db.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
             if row is None:
                 return None
@@ -81,23 +62,23 @@ class Store:
         return found
 
     def close_session(self, sid):
-        with self._db() as db:
+        with transaction(self.path) as db:
             db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
 
     # ------------------------------------------------------------------ rate limit
     def failures(self, keys, window):
         """Failed logins within the last `window` seconds, per key."""
         since = self.clock() - window
-        with self._db() as db:
+        with transaction(self.path) as db:
             db.execute("DELETE FROM failed_logins WHERE at < ?", (since,))
             query = "SELECT COUNT(*) FROM failed_logins WHERE key = ? AND at >= ?"
             return {key: db.execute(query, (key, since)).fetchone()[0] for key in keys}
 
     def record_failure(self, keys):
         now = self.clock()
-        with self._db() as db:
+        with transaction(self.path) as db:
             db.executemany("INSERT INTO failed_logins VALUES (?, ?)", [(key, now) for key in keys])
 
     def clear_failures(self, keys):
-        with self._db() as db:
+        with transaction(self.path) as db:
             db.executemany("DELETE FROM failed_logins WHERE key = ?", [(key,) for key in keys])
