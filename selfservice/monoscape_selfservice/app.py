@@ -85,9 +85,7 @@ class SelfService:
         self.settings, self.keystone = settings, keystone
         self.store = Store(f"{settings.state_dir}/selfservice.sqlite", clock=clock)
         self.audit = AuditLog(settings.audit_log)
-        self.releases = Releases(
-            settings.releases_dir or f"{settings.state_dir}/releases", settings.releases_kept, settings.upload_max_bytes
-        )
+        self.releases = Releases.from_settings(settings)
         self.jobs = open_jobs(settings, clock=clock)
 
     def may(self, session, what):

@@ -32,6 +32,11 @@ class Releases:
     def __init__(self, root, keep=5, max_bytes=pkg.DEFAULT_MAX_BYTES):
         self.root, self.keep, self.max_bytes = pathlib.Path(root), keep, max_bytes
 
+    @classmethod
+    def from_settings(cls, settings):
+        root = settings.releases_dir or f"{settings.state_dir}/releases"
+        return cls(root, settings.releases_kept, settings.upload_max_bytes)
+
     def folder(self, tenant, app):
         try:
             pkg.check_name("tenant", tenant)

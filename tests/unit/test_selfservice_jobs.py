@@ -240,3 +240,14 @@ def test_ansible_runner_runs_the_bundles_playbook(tmp_path, jobs, settings, app,
     assert finished["state"] == state, text
     assert f"demo/hello {version} x3" in text and "TASK [Show the app]" in text
     assert finished["tasks_done"] == 2
+
+
+def test_the_worker_command_needs_the_bundle_and_inventory(settings, tmp_path, monkeypatch, capsys):
+    from monoscape_selfservice import __main__ as command  # noqa: PLC0415 - the module under test
+
+    path = tmp_path / "selfservice.json"
+    path.write_text(json.dumps({k: v for k, v in settings.__dict__.items() if not isinstance(v, tuple)}))
+    monkeypatch.setenv("MONOSCAPE_SELFSERVICE_SETTINGS", str(path))
+    assert command.main(["worker"]) == 2
+    assert "set bundle_dir, inventory in the settings" in capsys.readouterr().err
+    assert command.main(["serve"]) == 2
