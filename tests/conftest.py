@@ -24,13 +24,9 @@ _MARKER_DIRS = {"unit", "lint", "molecule", "lab"}
 # unit of work, run in that order by one worker, while the other worker runs
 # everything else (lint, unit, then the molecule scenarios): the two share nothing
 # but the machine (the lab's podman containers carry its label, molecule's have
-# their own names and networks). The lab tests in _LAB_BESIDE run on the other
-# worker, after lint and unit (the lab is up by then) and long before the fault
-# tests end the lab worker's list: they work in projects of their own, cleaned up
-# test by test (lab_project), and balance the two workers.
+# their own names and networks).
 _ORDER = {"lint": 0, "unit": 1, "molecule": 2, "lab": 3}
 _LAST_IN_LAB = "test_labctl_faults.py"
-_LAB_BESIDE = {"test_os_modules_lab.py"}
 
 
 def pytest_collection_modifyitems(items):
@@ -41,8 +37,6 @@ def pytest_collection_modifyitems(items):
 
     def rank(item):
         parts = pathlib.Path(str(item.fspath)).relative_to(ROOT / "tests").parts
-        if parts and parts[0] == "lab" and parts[-1] in _LAB_BESIDE:
-            return (1.5, False)  # after unit, before molecule
         return (_ORDER.get(parts[0], 1) if parts else 1, parts[-1] == _LAST_IN_LAB)
 
     items.sort(key=rank)  # stable: file and definition order kept within a rank
@@ -50,13 +44,12 @@ def pytest_collection_modifyitems(items):
 
 class LabApart(LoadScopeScheduling):
     """Two units of work for pytest-xdist: the lab tests (one shared cloud, broken
-    on purpose by the last of them) and everything else (with _LAB_BESIDE). xdist's own `--dist
+    on purpose by the last of them) and everything else. xdist's own `--dist
     loadgroup` cannot do this here: with pytest 9 its xdist_group markers are
     silently ignored (it still renames items through the old `_nodeid`)."""
 
     def _split_scope(self, nodeid):
-        path = nodeid.split("::", 1)[0]
-        return "lab" if path.startswith("tests/lab/") and path.rsplit("/", 1)[-1] not in _LAB_BESIDE else "hosts"
+        return "lab" if nodeid.startswith("tests/lab/") else "hosts"
 
 
 @pytest.hookimpl(optionalhook=True)
