@@ -328,6 +328,9 @@ def lab_network(s):
                     "database": "neutron",
                 },
                 "podman_host": PODMAN_HOST,
+                # the identity endpoint instances log in against (the self-service
+                # dashboard on the controller): http://<external gateway>:5000
+                "published_ports": [PORTS["keystone"]],
                 "status_file": str(s.run / "lab-network.status"),
                 "interval": 0.5,
                 "resync": 30,

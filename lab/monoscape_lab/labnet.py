@@ -606,10 +606,28 @@ def external_bridges(model):
     return found
 
 
-def render_host(model):
-    """nft script (atomic) of the host: the external networks' way out."""
+def render_host(model, published=()):
+    """nft script (atomic) of the host: the external networks' way out, and the cloud's
+    public API endpoints as the external networks reach them: `published` TCP ports,
+    listening on the host's loopback, answer on each external gateway address (as a
+    production cloud's public endpoints answer its instances). Nothing else of the
+    host's loopback is reachable from an external network."""
     bridges = external_bridges(model)
     lines = [f"table ip {TABLE}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
+    lines.append("  chain prerouting {")
+    lines.append("    type nat hook prerouting priority dstnat; policy accept;")
+    for bridge, (address, _, _) in bridges.items():
+        gateway = address.split("/")[0]
+        for port in sorted({int(p) for p in published}):
+            lines.append(f'    iifname "{bridge}" ip daddr {gateway} tcp dport {port} dnat to 127.0.0.1:{port}')
+    lines.append("  }")
+    lines.append("  chain input {")
+    lines.append("    type filter hook input priority filter; policy accept;")
+    # route_localnet is on for the external bridges (the DNAT above needs it): only what
+    # was published may reach the loopback from them
+    lines.append('    iifname "mslx-*" ip daddr 127.0.0.0/8 ct status dnat accept')
+    lines.append('    iifname "mslx-*" ip daddr 127.0.0.0/8 drop')
+    lines.append("  }")
     lines.append("  chain forward {")
     lines.append("    type filter hook forward priority -5; policy accept;")
     for bridge, (_, cidr, _) in bridges.items():
@@ -832,8 +850,9 @@ class Applier:
     """Applies models; remembers the nft text it last loaded in each namespace
     so that an unchanged ruleset is not reloaded (a `full` pass reloads all)."""
 
-    def __init__(self, host, still_gone=None):
+    def __init__(self, host, still_gone=None, published=()):
         self.host = host
+        self.published = tuple(published)  # TCP ports of the host's loopback the external networks reach
         self.loaded = {}
         # still_gone(ifname) -> True when the network or port an interface is named after
         # does not exist now (None: trust the model)
@@ -852,6 +871,8 @@ class Applier:
         for name, (address, _, mtu) in bridges.items():
             _ensure_bridge(name, mtu)
             _sync_addresses(name, [address])
+            if self.published:
+                sysctl(f"net.ipv4.conf.{name}.route_localnet", "1")
         for name in sorted(have - set(bridges)):
             ip("link", "del", name, check=False)
         if bridges:
@@ -859,7 +880,7 @@ class Applier:
         return bridges
 
     def host_rules(self, model, full):
-        self.nft(render_host(model), full=full)
+        self.nft(render_host(model, self.published), full=full)
         wanted = set(leak_guard(model))
         present = {route.get("dst") for route in ip_json("route", "show", "proto", ROUTE_PROTO)}
         for cidr in sorted(wanted - present):
@@ -965,7 +986,9 @@ class Agent:
 
     def __init__(self, config):
         self.config = config
-        self.applier = Applier(config["podman_host"], still_gone=self.still_gone)
+        self.applier = Applier(
+            config["podman_host"], still_gone=self.still_gone, published=config.get("published_ports", ())
+        )
         self.status_file = pathlib.Path(config["status_file"])
         self.interval = float(config.get("interval", 0.5))
         self.resync = float(config.get("resync", 30))

@@ -158,6 +158,8 @@ class SelfService:
         """Queue a job for an app after checking what it asks for; audited either way."""
         user, target = g.session["user_name"], f"{tenant}/{app}"
         try:
+            if not self.settings.bundle_dir:
+                raise Refused(503, "this controller runs no job worker: the operator deploys with the bundle for now")
             params = self._params(tenant, app, action, body)
             job = self.jobs.submit(tenant, app, action, params, user)
         except Refused as exc:
@@ -433,7 +435,7 @@ ROUTES = [
     ("/login", login_form, ["GET"]),
     ("/login", login, ["POST"]),
     ("/logout", logout, ["POST"]),
-    ("/", apps_page, ["GET"]),
+    ("/apps", apps_page, ["GET"]),
     ("/apps/<tenant>/<app>", app_page, ["GET"]),
     ("/apps/<tenant>/<app>/jobs", submit_form, ["POST"]),
     ("/releases", upload_form, ["POST"]),

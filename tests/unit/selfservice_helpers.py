@@ -79,6 +79,7 @@ def make_settings(tmp_path, keystone_url):
         audit_log=str(tmp_path / "audit.log"),
         status_file=str(status),
         session_lifetime=600,
+        bundle_dir=str(tmp_path / "bundle"),  # the jobs' runner is a stand-in unless a test gives one
     )
 
 

@@ -216,6 +216,16 @@ def test_host_rules_and_leak_guard(model):
     assert 'iifname "mslx-22222222-b" ip saddr != 198.51.100.0/24 drop' in script
     assert 'ip saddr 198.51.100.0/24 oifname != "mslx-22222222-b" oifname != "mslx-*" masquerade' in script
     assert labnet.leak_guard(model) == ["10.0.0.0/24"]
+    assert "dnat to" not in script, "nothing of the host is published unless asked"
+
+
+def test_published_ports_answer_on_the_external_gateway_only(model):
+    script = labnet.render_host(model, published=[5000, "5000"])
+    dnat = [line.strip() for line in script.splitlines() if "dnat to" in line]
+    assert dnat == ['iifname "mslx-22222222-b" ip daddr 198.51.100.1 tcp dport 5000 dnat to 127.0.0.1:5000']
+    # the rest of the loopback stays out of reach of the external networks
+    assert 'iifname "mslx-*" ip daddr 127.0.0.0/8 ct status dnat accept' in script
+    assert script.index("ct status dnat accept") < script.index("ip daddr 127.0.0.0/8 drop")
 
 
 def test_names_fit_in_an_interface_name():
@@ -232,6 +242,7 @@ def test_every_rendered_script_is_valid_nftables(model):
         labnet.render_fabric(model, HOST),
         labnet.render_router(labnet.plan_router(model, model.routers["r-1"])),
         labnet.render_host(model),
+        labnet.render_host(model, published=[5000]),
         labnet.CLOSED_FABRIC,
         labnet.render_fabric(labnet.Model(), HOST),  # an empty cloud
     ]

@@ -49,10 +49,10 @@ def test_browser_login_sets_a_strict_http_only_session_cookie(app, settings):
     client = app.test_client()
     token = login_form(client)
     response = client.post("/login", data={"csrf_token": token, "username": "dev", "password": "dev-secret-1"})
-    assert response.status_code == 303 and response.headers["Location"].endswith("/")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/apps")
     header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith(webapp.SESSION_COOKIE + "="))
     assert "HttpOnly" in header and "SameSite=Strict" in header and "Secure" not in header
-    page = client.get("/")
+    page = client.get("/apps")
     assert page.status_code == 200
     assert b"hello" in page.data and b"Signed in as <b>dev</b>" in page.data
     assert audit(settings)[-1] | {"at": ""} == {
@@ -97,7 +97,7 @@ def test_a_refused_login_opens_no_session(app, settings, user, password, status)
 
 def test_pages_and_api_need_a_session(app):
     client = app.test_client()
-    response = client.get("/")
+    response = client.get("/apps")
     assert response.status_code == 302 and response.headers["Location"].endswith("/login")
     response = client.get("/api/apps")
     assert response.status_code == 401 and "sign in first" in response.json["error"]

@@ -9,6 +9,7 @@ import os
 import pathlib
 
 import pytest
+from monoscape_selfservice import app as webapp
 from monoscape_selfservice import worker
 from monoscape_selfservice.audit import AuditLog
 from monoscape_selfservice.jobs import Busy, Jobs, worker_identity
@@ -196,6 +197,16 @@ def test_a_bad_job_request_is_refused_and_queues_nothing(member, app, body, stat
     assert app.extensions["monoscape"].jobs.list() == []
 
 
+def test_without_a_worker_jobs_are_refused_not_queued(settings, clock):
+    app = webapp.create_app(type(settings)(**{**settings.__dict__, "bundle_dir": ""}), clock=clock)
+    client = app.test_client()
+    csrf = api_login(client, "dev").json["csrf_token"]
+    upload(client, csrf)
+    response = submit(client, csrf, action="deploy", version="2.0.0")
+    assert response.status_code == 503 and "no job worker" in response.json["error"], response.json
+    assert app.extensions["monoscape"].jobs.list() == []
+
+
 def test_a_reader_sees_jobs_but_cannot_submit_and_csrf_is_needed(app, member):
     client, csrf = member
     upload(client, csrf)
@@ -246,7 +257,8 @@ def test_the_worker_command_needs_the_bundle_and_inventory(settings, tmp_path, m
     from monoscape_selfservice import __main__ as command  # noqa: PLC0415 - the module under test
 
     path = tmp_path / "selfservice.json"
-    path.write_text(json.dumps({k: v for k, v in settings.__dict__.items() if not isinstance(v, tuple)}))
+    document = {k: v for k, v in settings.__dict__.items() if not isinstance(v, tuple)}
+    path.write_text(json.dumps(document | {"bundle_dir": ""}))
     monkeypatch.setenv("MONOSCAPE_SELFSERVICE_SETTINGS", str(path))
     assert command.main(["worker"]) == 2
     assert "set bundle_dir, inventory in the settings" in capsys.readouterr().err

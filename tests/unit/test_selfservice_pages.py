@@ -45,7 +45,7 @@ def member(app):
 
 
 def test_the_apps_page_links_each_app(member):
-    html = member.get("/").data
+    html = member.get("/apps").data
     assert b'<a href="/apps/demo/hello">hello</a>' in html and b"1.0.0" in html
     assert b'action="/releases"' in html  # a member may start a new app
 
@@ -81,7 +81,7 @@ def test_a_hostile_upload_is_answered_on_the_page_and_kept_nowhere(member, app):
 
 
 def test_a_new_app_is_started_from_the_apps_page(member):
-    response = upload(member, member.get("/").data, zc.site(), "0.1.0", app_name="fresh")
+    response = upload(member, member.get("/apps").data, zc.site(), "0.1.0", app_name="fresh")
     assert response.status_code == 200 and b"<h1>demo/fresh</h1>" in response.data
 
 
