@@ -14,6 +14,7 @@ import secrets
 import time
 
 from flask import Flask, current_app, g, jsonify, make_response, redirect, render_template, request, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .audit import AuditLog
 from .jobs import Busy
@@ -482,4 +483,9 @@ def create_app(settings, keystone=authenticate, clock=time.time):
     app.register_error_handler(Refused, refused)
     for rule, view, methods in ROUTES:
         app.add_url_rule(rule, view.__name__, view, methods=methods)
+    if settings.proxy_hops:
+        # behind nginx on a unix socket the peer has no address: the client's is the one the
+        # trusted proxy (and only it) put in X-Forwarded-For; the failed-login limit and the
+        # audit log count on it
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     return app

@@ -61,7 +61,8 @@ class Releases:
             try:
                 info = pkg.inspect(str(partial), self.max_bytes, sha256=digest)
             except pkg.PackageError as exc:
-                raise UploadRefused(422, str(exc)) from None
+                # the rule's message names the upload, not where the service keeps it
+                raise UploadRefused(422, str(exc).replace(str(partial), f"{tenant}/{app} {version}")) from None
             existing = self.record(tenant, app, version)
             if existing and existing["sha256"] != info["sha256"]:
                 raise UploadRefused(

@@ -23,6 +23,7 @@ class Settings:
     login_failures_allowed: int = 5  # failed logins per client address and per user name ...
     login_failure_window: int = 300  # ... within this many seconds; then 429 until the window passes
     keystone_timeout: float = 10.0
+    proxy_hops: int = 0  # reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto are trusted
     max_instances_per_node: int = 8
     deploy_roles: tuple = ("member", "admin")
     read_roles: tuple = ("reader",)

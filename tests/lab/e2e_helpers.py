@@ -4,6 +4,7 @@ runbooks' own commands, what of it exists in the cloud (seen by the admin), and 
 request stream through its load balancer. Each step's output is in
 build/logs/e2e-<step>.log and its wall time in build/logs/e2e-timings.json."""
 
+import http.cookiejar
 import itertools
 import json
 import os
@@ -359,3 +360,31 @@ class Timeline:
             if not ok:
                 kinds[what] = kinds.get(what, 0) + 1
         return kinds
+
+
+class SelfService:
+    """An app developer's client of the dashboard's self-service API (its cookies kept):
+    what a browser or the `monoscape` CLI sends, from the operator's machine."""
+
+    def __init__(self, address, port=8080):
+        self.base = f"http://{address}:{port}"
+        self.csrf = ""
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def call(self, method, path, body=None, content_type="application/json", timeout=30):
+        """(status, JSON answer) of one request; a refusal is an answer too."""
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        headers = {"Accept": "application/json", "X-CSRF-Token": self.csrf}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)  # noqa: S310 - http:// URL of the lab's own controller
+        try:
+            with self.opener.open(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read() or b"{}")
+
+    def login(self, username, password):
+        status, answer = self.call("POST", "/api/login", {"username": username, "password": password})
+        self.csrf = answer.get("csrf_token", "")
+        return status, answer

@@ -1,8 +1,11 @@
 """End to end on the lab cloud, through the runbooks' own commands: bad input
 stops site.yml before anything is created; site.yml builds the whole PaaS and
 serves the sample app through the load balancer at the controller's floating IP;
-only the load balancer is public (the dashboard and SSH answer the operator's
-address only, nodes are unreachable from outside, node ports answer the
+app developers sign in to the dashboard's self-service with their OpenStack
+credentials (the cloud's Keystone decides: member uploads, reader looks, no role
+or a wrong password gets nothing; a hostile package is refused with its rule; the
+audit log names the operator's address and holds no password); only the load
+balancer is public (the dashboard and SSH answer the operator's address only, nodes are unreachable from outside, node ports answer the
 controller only, and removing that rule cuts it within 5 s); a second run
 changes nothing; status; Keystone stopped during a run (named, and the next run
 changes nothing); a node whose host key changed stops the run until it is
@@ -29,6 +32,7 @@ its wall time in build/logs/e2e-timings.json.
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import os
 import re
@@ -38,6 +42,7 @@ import socket
 import ssl
 import threading
 import time
+import zipfile
 
 import openstack
 import pytest
@@ -47,6 +52,7 @@ from e2e_helpers import (
     TIMINGS,
     Deployment,
     RequestStream,
+    SelfService,
     Timeline,
     connect,
     connect_dict,
@@ -189,6 +195,91 @@ def test_only_the_load_balancer_is_public(deployment, admin, lab_outsider):
     for node in servers(admin, deployment.name, "node"):
         floating = [a for net in node.addresses.values() for a in net if a.get("OS-EXT-IPS:type") == "floating"]
         assert floating == [], f"{node.name} has a floating IP"
+
+
+def hostile_package():
+    """A package the rules refuse: an entry that climbs out of the site folder."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("web.config", "<configuration/>")
+        archive.writestr("../../etc/cron.d/evil", "* * * * * root true\n")
+    return buffer.getvalue()
+
+
+def test_app_developers_sign_in_to_the_dashboard_with_their_openstack_credentials(deployment, admin):
+    """Issue #15, the controller's side: the dashboard's self-service asks the cloud's
+    Keystone (published to the instances on the external network, as a production cloud's
+    identity endpoint is); the roles the token lists on the deployment's project decide."""
+    ip = controller_ip(admin, deployment.name)
+    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    user, password = cloud["auth"]["username"], cloud["auth"]["password"]
+    project = admin.identity.find_project(cloud["auth"]["project_name"], domain_id="default", ignore_missing=False)
+    others, passwords = {}, {name: f"{name}-{secrets.token_hex(8)}" for name in ("reader", "nobody")}
+    try:
+        for name, secret in passwords.items():
+            others[name] = admin.identity.create_user(
+                name=f"{deployment.name}-{name}", password=secret, domain_id="default"
+            )
+        admin.identity.assign_project_role_to_user(
+            project, others["reader"], admin.identity.find_role("reader", ignore_missing=False)
+        )
+
+        member = SelfService(ip)
+        assert member.login(user, "not-" + password)[0] == 401, "a wrong password gets no session"
+        status, answer = member.login(user, password)
+        assert status == 200 and answer["csrf_token"], answer
+        status, session = member.call("GET", "/api/session")
+        assert status == 200 and session["user"] == user and "member" in session["roles"], session
+        status, listed = member.call("GET", "/api/apps")
+        assert status == 200
+        assert [(a["tenant"], a["app"], a["version"]) for a in listed["apps"]] == [("demo", "hello", "1.0.0")]
+
+        status, answer = member.call(
+            "PUT", "/api/apps/demo/hello/releases/9.9.9", hostile_package(), content_type="application/zip"
+        )
+        assert status == 422 and answer["error"].startswith("package demo/hello 9.9.9: entry '../"), answer
+        status, answer = member.call(
+            "PUT",
+            "/api/apps/demo/hello/releases/2.0.0",
+            PACKAGE.with_name("hello-2.0.0.zip").read_bytes(),
+            content_type="application/zip",
+        )
+        assert status == 201 and answer["release"]["version"] == "2.0.0", answer
+        status, releases = member.call("GET", "/api/apps/demo/hello/releases")
+        assert [r["version"] for r in releases["releases"]] == ["2.0.0"], releases
+        # no job worker on the controller yet: refused, never queued
+        status, answer = member.call("POST", "/api/apps/demo/hello/jobs", {"action": "deploy", "version": "2.0.0"})
+        assert status == 503 and "no job worker" in answer["error"], answer
+        member.csrf = ""
+        status, answer = member.call(
+            "PUT", "/api/apps/demo/hello/releases/2.0.1", b"PK", content_type="application/zip"
+        )
+        assert status == 403 and "CSRF" in answer["error"], answer
+
+        reader = SelfService(ip)
+        assert reader.login(others["reader"].name, passwords["reader"])[0] == 200
+        assert reader.call("GET", "/api/apps")[0] == 200, "a reader may look"
+        status, answer = reader.call("POST", "/api/apps/demo/hello/jobs", {"action": "deploy", "version": "2.0.0"})
+        assert status == 403, answer
+        nobody = SelfService(ip)
+        assert nobody.login(others["nobody"].name, passwords["nobody"])[0] == 401, "no role on the project: no session"
+        assert nobody.call("GET", "/api/apps")[0] == 401
+    finally:
+        for found in others.values():
+            admin.identity.delete_user(found, ignore_missing=True)
+
+    # the audit log on the controller: each refusal with the operator's address (forwarded by
+    # nginx), never a password
+    audit = instance_exec(controller(admin, deployment.name).id, "cat /var/log/monoscape-selfservice/audit.log")
+    assert audit.returncode == 0, audit.stderr
+    records = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert {(r["user"], r["action"], r["result"]) for r in records} >= {
+        (user, "login", "refused"),
+        (user, "login", "ok"),
+        (f"{deployment.name}-nobody", "login", "refused"),
+    }, records
+    assert all(r["client"] == "198.51.100.1" for r in records if r["action"] == "login"), records
+    assert password not in audit.stdout and not any(p in audit.stdout for p in passwords.values())
 
 
 def backends_up(address, count):

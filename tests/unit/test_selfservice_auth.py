@@ -192,3 +192,16 @@ def test_settings_refuse_unknown_keys(tmp_path):
     )
     with pytest.raises(ValueError, match="unknown settings keystone_ur"):
         Settings.load(path)
+
+
+@pytest.mark.parametrize("hops, seen", [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_the_client_address_comes_from_the_trusted_proxy_only(settings, clock, hops, seen):
+    """Behind nginx (proxy_hops 1) the client is the address nginx forwards; without a proxy a
+    client's own X-Forwarded-For is ignored (it would dodge the failed-login limit)."""
+    app = webapp.create_app(Settings(**{**settings.__dict__, "proxy_hops": hops}), clock=clock)
+    client = app.test_client()
+    response = client.post(
+        "/api/login", json={"username": "dev", "password": "wrong"}, headers={"X-Forwarded-For": "203.0.113.9"}
+    )
+    assert response.status_code == 401
+    assert audit(settings)[-1]["client"] == seen

@@ -61,6 +61,7 @@ def test_a_hostile_package_gets_the_rules_one_line_message_and_leaves_nothing(me
     assert response.status_code in (413, 422), (case, response.json)
     error = response.json["error"]
     assert "\n" not in error and message in error, (case, error)
+    assert settings.state_dir not in error, "a refusal never names where the service keeps uploads"
     assert kept(settings) == []
 
 

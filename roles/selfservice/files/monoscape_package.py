@@ -1,0 +1,1 @@
+../../../plugins/module_utils/monoscape_package.py
