@@ -5,8 +5,9 @@ app developers sign in to the dashboard's self-service with their OpenStack
 credentials (the cloud's Keystone decides: member uploads, reader looks, no role
 or a wrong password gets nothing; a hostile package is refused with its rule; the
 audit log names the operator's address and holds no password); only the load
-balancer is public (the dashboard and SSH answer the operator's address only, nodes are unreachable from outside, node ports answer the
-controller only, and removing that rule cuts it within 5 s); a second run
+balancer is public (the dashboard and SSH answer the operator's address only,
+nodes are unreachable from outside, node ports answer the controller only, and
+removing that rule cuts it within 5 s); a second run
 changes nothing; status; Keystone stopped during a run (named, and the next run
 changes nothing); a node whose host key changed stops the run until it is
 re-pinned; scale 2 -> 3 (nova-compute killed first: named; the re-run scales out)
