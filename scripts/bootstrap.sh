@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Control-node toolchain for the bundle, from Debian's packages and PyPI only:
-#   - apt: python3-venv, the Mono compiler (sample app packages), curl, zip tools
+#   - apt: python3-venv, the Mono compiler (sample app packages), curl, zip tools,
+#     chromium and chromium-driver (the lab tests' browser)
 #   - venv ~/.cache/monoscape/venv-<hash of requirements+constraints>, linked as .venv
 #   - containers.podman from PyPI's `ansible` wheel (Galaxy is unreachable) and this
 #     repository as the monoscape.paas collection, both under .collections/
@@ -15,7 +16,8 @@ mkdir -p "$CACHE"
 
 need=()
 # systemd: systemd-analyze checks the reconcile timer's units (playbooks/reconciler.yml)
-for p in python3-venv mono-mcs libmono-system-web4.0-cil curl git openssh-client systemd; do
+# chromium, chromium-driver: the browser the lab tests drive (Selenium, the system's browser)
+for p in python3-venv mono-mcs libmono-system-web4.0-cil curl git openssh-client systemd chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

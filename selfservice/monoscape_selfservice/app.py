@@ -223,6 +223,7 @@ def page(template, title, status=200, error=None, notice=None, **context):
     if session:
         context.setdefault("csrf", session["csrf"])
         context.setdefault("may_deploy", service().may(session, "deploy"))
+        context.setdefault("may_run_jobs", context["may_deploy"] and bool(service().settings.bundle_dir))
         context.update(user=session["user_name"], roles=", ".join(sorted(session["roles"])))
     html = render_template(template, title=title, error=error, notice=notice, **context)
     return make_response(html, status)
@@ -458,6 +459,18 @@ def load_session():
     g.session = service().store.session(request.cookies.get(SESSION_COOKIE))
 
 
+def drain_body(response):
+    """Read what is left of the request body before answering. gunicorn closes the
+    connection after the answer, and unread bytes make the kernel reset it: nginx could
+    lose the answer to a request refused before its body was read (no CSRF token, a
+    reader's upload). Bodies over the upload limit are not read (413 ends them anyway)."""
+    length = request.content_length or 0
+    if 0 < length <= current_app.config["MAX_CONTENT_LENGTH"]:
+        while request.stream.read(64 * 1024):
+            pass
+    return response
+
+
 def security_headers(response):
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -480,6 +493,7 @@ def create_app(settings, keystone=authenticate, clock=time.time):
     app.extensions["monoscape"] = SelfService(settings, keystone, clock)
     app.before_request(load_session)
     app.after_request(security_headers)
+    app.after_request(drain_body)
     app.register_error_handler(Refused, refused)
     for rule, view, methods in ROUTES:
         app.add_url_rule(rule, view.__name__, view, methods=methods)

@@ -48,6 +48,7 @@ import zipfile
 import openstack
 import pytest
 import yaml
+from browser import browser
 from e2e_helpers import (
     PACKAGE,
     TIMINGS,
@@ -207,6 +208,37 @@ def hostile_package():
     return buffer.getvalue()
 
 
+def test_an_app_developer_signs_in_and_uploads_a_release_from_the_browser(deployment, admin):
+    """Issue #15 in a real browser (Debian's chromium): the sign-in page, a wrong password,
+    the apps page, the app's page, an upload of hello-2.0.0.zip. Screenshots of each page are
+    kept in build/logs/screenshots/."""
+    ip = controller_ip(admin, deployment.name)
+    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    with browser(f"http://{ip}:8080") as page:
+        page.go("/apps")
+        page.wait_for("Sign in")
+        page.screenshot("selfservice-1-login")
+        page.fill("username", cloud["auth"]["username"])
+        page.fill("password", "not-the-password")
+        page.click("Sign in")
+        page.wait_for("wrong user name or password")
+        page.screenshot("selfservice-2-login-refused")
+        page.fill("username", cloud["auth"]["username"])
+        page.fill("password", cloud["auth"]["password"])
+        page.click("Sign in")
+        page.wait_for(f"Signed in as {cloud['auth']['username']}")
+        assert "demo hello 1.0.0" in page.text(), page.text()
+        page.screenshot("selfservice-3-apps")
+        page.click("hello")
+        page.wait_for("Upload a release")
+        page.fill("version", "2.0.0")
+        page.fill("package", str(PACKAGE.with_name("hello-2.0.0.zip")))
+        page.click("Upload")
+        page.wait_for("2.0.0 uploaded (sha256")
+        page.screenshot("selfservice-4-app-uploaded")
+        assert "need the controller's job worker" in page.text(), "no action offered that cannot run"
+
+
 def test_app_developers_sign_in_to_the_dashboard_with_their_openstack_credentials(deployment, admin):
     """Issue #15, the controller's side: the dashboard's self-service asks the cloud's
     Keystone (published to the instances on the external network, as a production cloud's
@@ -239,13 +271,19 @@ def test_app_developers_sign_in_to_the_dashboard_with_their_openstack_credential
             "PUT", "/api/apps/demo/hello/releases/9.9.9", hostile_package(), content_type="application/zip"
         )
         assert status == 422 and answer["error"].startswith("package demo/hello 9.9.9: entry '../"), answer
+        # 2.0.0 came from the browser: the same content again is taken as it is; other content
+        # under the same version is refused (versions are immutable)
         status, answer = member.call(
             "PUT",
             "/api/apps/demo/hello/releases/2.0.0",
             PACKAGE.with_name("hello-2.0.0.zip").read_bytes(),
             content_type="application/zip",
         )
-        assert status == 201 and answer["release"]["version"] == "2.0.0", answer
+        assert status == 200 and answer["release"]["version"] == "2.0.0", answer
+        status, answer = member.call(
+            "PUT", "/api/apps/demo/hello/releases/2.0.0", PACKAGE.read_bytes(), content_type="application/zip"
+        )
+        assert status == 409 and "give the new package a new version" in answer["error"], answer
         status, releases = member.call("GET", "/api/apps/demo/hello/releases")
         assert [r["version"] for r in releases["releases"]] == ["2.0.0"], releases
         # no job worker on the controller yet: refused, never queued

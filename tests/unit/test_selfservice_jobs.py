@@ -205,6 +205,8 @@ def test_without_a_worker_jobs_are_refused_not_queued(settings, clock):
     response = submit(client, csrf, action="deploy", version="2.0.0")
     assert response.status_code == 503 and "no job worker" in response.json["error"], response.json
     assert app.extensions["monoscape"].jobs.list() == []
+    page = client.get("/apps/demo/hello").data.decode()
+    assert "need the controller's job worker" in page and "Deploy 2.0.0" not in page and "Undeploy" not in page
 
 
 def test_a_reader_sees_jobs_but_cannot_submit_and_csrf_is_needed(app, member):

@@ -113,3 +113,19 @@ def test_retention_keeps_the_newest_and_the_running_version(member, settings):
         assert put(client, csrf, data, version=version).status_code == 201
     listed = [r["version"] for r in client.get("/api/apps/demo/hello/releases").json["releases"]]
     assert listed == ["1.0.0", *versions[-settings.releases_kept :]]
+
+
+def test_a_refused_upload_is_read_to_its_end_before_the_answer(app):
+    """gunicorn closes the connection after answering: unread body bytes would reset it and
+    the proxy could lose the refusal. The body of a request refused before reading it is
+    drained."""
+    client = app.test_client()
+    api_login(client, "dev")
+    body = io.BytesIO(b"PK" + b"x" * 200_000)
+    response = client.put(
+        "/api/apps/demo/hello/releases/2.0.1",
+        input_stream=body,
+        headers={"Content-Length": str(len(body.getvalue())), "Content-Type": "application/zip"},
+    )
+    assert response.status_code == 403 and "CSRF" in response.json["error"]
+    assert body.tell() == len(body.getvalue())
