@@ -41,6 +41,7 @@ import secrets
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import zipfile
@@ -51,6 +52,7 @@ import yaml
 from browser import browser
 from e2e_helpers import (
     PACKAGE,
+    ROOT,
     TIMINGS,
     Deployment,
     RequestStream,
@@ -319,6 +321,35 @@ def test_app_developers_sign_in_to_the_dashboard_with_their_openstack_credential
     }, records
     assert all(r["client"] == "198.51.100.1" for r in records if r["action"] == "login"), records
     assert password not in audit.stdout and not any(p in audit.stdout for p in passwords.values())
+
+
+def test_the_monoscape_command_signs_in_lists_and_refuses_a_hostile_package(deployment, admin, tmp_path):
+    """Issue #15's command line (bin/monoscape, the project's `monoscape` entry point) against
+    the controller: login, apps, and a push of a hostile package refused by its rule with a
+    non-zero exit code, nothing kept."""
+    ip = controller_ip(admin, deployment.name)
+    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path), MONOSCAPE_PASSWORD=cloud["auth"]["password"])
+    command = [str(ROOT / "bin" / "monoscape")]
+
+    def monoscape(*args):
+        return subprocess.run([*command, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    signed_in = monoscape("login", f"http://{ip}:8080", "--user", cloud["auth"]["username"])
+    assert signed_in.returncode == 0, signed_in.stderr
+    session = tmp_path / "monoscape" / "session.json"
+    assert oct(session.stat().st_mode & 0o777) == "0o600" and cloud["auth"]["password"] not in session.read_text()
+    listed = monoscape("apps")
+    assert listed.returncode == 0 and "demo" in listed.stdout and "hello" in listed.stdout, listed
+    hostile = tmp_path / "hostile.zip"
+    hostile.write_bytes(hostile_package())
+    pushed = monoscape("push", str(hostile), "--tenant", "demo", "--app", "hello", "--version", "6.6.6")
+    assert pushed.returncode != 0 and "'..' component" in pushed.stderr, pushed
+    releases = SelfService(ip)
+    releases.login(cloud["auth"]["username"], cloud["auth"]["password"])
+    status, answer = releases.call("GET", "/api/apps/demo/hello/releases")
+    assert status == 200 and "6.6.6" not in [r["version"] for r in answer["releases"]], answer
+    assert monoscape("logout").returncode == 0 and not session.exists()
 
 
 def backends_up(address, count):

@@ -4,8 +4,10 @@ a stand-in: login keeps a session but never the password, push uploads, deploys 
 follows the job (exit code = result), a rejected package exits non-zero with the
 rule's message and queues nothing."""
 
+import importlib
 import io
 import os
+import pathlib
 import stat
 import threading
 
@@ -104,3 +106,17 @@ def test_a_wrong_password_is_named(served, monkeypatch, capsys):
     assert monoscape("login", url, "--user", "dev")[0] == 1
     assert "401 wrong user name or password" in capsys.readouterr().err
     assert not cli.session_path().exists()
+
+
+def test_the_monoscape_command_is_an_entry_point_of_the_project():
+    """pyproject's [project.scripts] names cli.main, and bin/monoscape (a clone's command) runs it."""
+    import subprocess  # noqa: PLC0415 - only this test runs a process
+    import tomllib  # noqa: PLC0415
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    target = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["monoscape"]
+    module, _, function = target.partition(":")
+    assert (module, function) == ("monoscape_selfservice.cli", "main")
+    assert cli.main is getattr(importlib.import_module(module), function)
+    proc = subprocess.run([root / "bin" / "monoscape", "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "{login,logout,apps,push,rollback,logs}" in proc.stdout, proc.stderr
