@@ -40,7 +40,11 @@ CHK_ST_ENABLED = 0x04
 BLOCK_BEGIN = "# BEGIN servers managed by monoscape.paas.haproxy_backend (Runtime API; do not edit)"
 BLOCK_END = "# END servers managed by monoscape.paas.haproxy_backend"
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,63}$")
+# HAProxy's names of backends and servers (app.<tenant>.<app>, <host>-<n>): not the
+# tenant and app name rule (monoscape_package.NAME_PATTERN), a wider one.
+HAPROXY_NAME_CHAR_CLASS = "A-Za-z0-9_.:-"
+HAPROXY_NAME_RE = re.compile(rf"[{HAPROXY_NAME_CHAR_CLASS}]{{1,63}}")
+HAPROXY_NAME_CHAR_RE = re.compile(rf"[{HAPROXY_NAME_CHAR_CLASS}]")
 SECTION_RE = re.compile(
     r"^\s*(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|http-errors|ring|mailers|cache)"
     r"(?:\s+(\S+))?\s*(?:#.*)?$"
@@ -180,8 +184,8 @@ def check_address(address: str) -> str:
 def check_haproxy_name(kind: str, value: str) -> str:
     """`value` if HAProxy accepts it as the name of a backend or server (not the Monoscape
     tenant and app rule, which is monoscape_package.check_name)."""
-    if not NAME_RE.match(value or ""):
-        bad = next((c for c in value if not re.match(r"[A-Za-z0-9_.:-]", c)), None) if value else None
+    if not HAPROXY_NAME_RE.fullmatch(value or ""):
+        bad = next((c for c in value if not HAPROXY_NAME_CHAR_RE.fullmatch(c)), None) if value else None
         what = f"has {bad!r}; " if bad else ""
         raise HAProxyError(f"{kind} name {value!r} {what}HAProxy names use 1-63 letters, digits, '-', '_', '.' or ':'")
     return value
