@@ -6,6 +6,7 @@ of module_utils/monoscape_package.py, the one place they are written."""
 from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
     PackageError,
     check_health_path,
+    check_instance_name,
     check_name,
     check_version,
 )
@@ -29,6 +30,11 @@ def monoscape_version(value):
     return _passes(check_version, value)
 
 
+def monoscape_instance_name(value):
+    """An app instance name on a node (<tenant>.<app>.<n>; not a tenant or app name)."""
+    return _passes(check_instance_name, value)
+
+
 def monoscape_health_path(value):
     """A health-check path below /<tenant>/<app>/ ('' for the app's root URL)."""
     return _passes(check_health_path, value)
@@ -40,4 +46,5 @@ class TestModule:
             "monoscape_name": monoscape_name,
             "monoscape_version": monoscape_version,
             "monoscape_health_path": monoscape_health_path,
+            "monoscape_instance_name": monoscape_instance_name,
         }
