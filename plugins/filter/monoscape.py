@@ -13,6 +13,7 @@ from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package i
     NAME_PATTERN,
     VERSION_PATTERN,
     PackageError,
+    check_app_identity,
     check_name,
 )
 
@@ -75,6 +76,17 @@ def monoscape_app_account(tenant, app):
     return ACCOUNT_PREFIX + digest[:ACCOUNT_HASH_CHARS]
 
 
+def monoscape_app_identity_error(tenant, app):
+    """Why a tenant and an app cannot be deployed together (check_app_identity's one-line
+    message: a name, or the names derived from both), or '' when they can: for the
+    fail_msg of an assert on the monoscape.paas.monoscape_app_identity test."""
+    try:
+        check_app_identity(tenant, app)
+    except PackageError as exc:
+        return str(exc)
+    return ""
+
+
 def monoscape_rule_pattern(rule):
     """The regular expression of one of the bundle's naming rules (module_utils/monoscape_package.py),
     without anchors, for what cannot call Python: HAProxy's configuration, for one."""
@@ -112,6 +124,7 @@ class FilterModule:
     def filters(self):
         return {
             "monoscape_app_account": monoscape_app_account,
+            "monoscape_app_identity_error": monoscape_app_identity_error,
             "monoscape_checksums": monoscape_checksums,
             "monoscape_rule_pattern": monoscape_rule_pattern,
             "monoscape_table": monoscape_table,

@@ -31,7 +31,8 @@ import zlib
 # takes them from here. Each *_PATTERN is the whole rule as one regular expression
 # (Python and PCRE syntax, no anchors: use it with fullmatch or anchor it).
 #
-# Tenant and app names: routed as /<tenant>/<app>/ (HAProxy backend app.<tenant>.<app>).
+# Tenant and app names: routed as /<tenant>/<app>/ (HAProxy backend app.<tenant>.<app>);
+# a tenant and an app together: APP_IDENTITY_MAX_LEN below (check_app_identity).
 NAME_MAX_LEN = 63
 NAME_CHAR_CLASS = "a-z0-9_-"
 NAME_CHARS = "lower-case letters, digits, '-' or '_'"
@@ -53,6 +54,29 @@ INSTANCE_NAME_MAX_LEN = 63
 INSTANCE_NAME_PATTERN = rf"[a-z0-9][a-z0-9_.-]{{0,{INSTANCE_NAME_MAX_LEN - 1}}}"
 INSTANCE_NAME_RE = re.compile(INSTANCE_NAME_PATTERN)
 HEALTH_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
+# <n> counts from 1 to the app's instances per node, at most this many (mono_app's check,
+# roles/mono_app/tasks/validate.yml, refuses more).
+INSTANCES_PER_NODE_MAX = 50
+# HAProxy's names of backends and servers (haproxy_runtime.HAPROXY_NAME_RE takes it from here).
+HAPROXY_NAME_MAX_LEN = 63
+
+
+def instance_name(tenant: str, app: str, index: int | str) -> str:
+    """The name of an app's instance on a node (mono_app's mono_app__instance_names)."""
+    return f"{tenant}.{app}.{index}"
+
+
+def backend_name(tenant: str, app: str) -> str:
+    """The name of an app's HAProxy backend (the load_balancer role's app.<tenant>.<app>)."""
+    return f"app.{tenant}.{app}"
+
+
+# A tenant and an app together (their lengths' sum): as long as their longest derived
+# names allow - the instance of the highest index, and the HAProxy backend.
+APP_IDENTITY_MAX_LEN = min(
+    INSTANCE_NAME_MAX_LEN - len(instance_name("", "", INSTANCES_PER_NODE_MAX)),
+    HAPROXY_NAME_MAX_LEN - len(backend_name("", "")),
+)
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # the package file
 DEFAULT_MAX_UNPACKED = 128 * 1024 * 1024  # its files once unpacked (real bytes)
@@ -118,6 +142,22 @@ def check_name(kind: str, value: str) -> str:
     if not NAME_RE.fullmatch(value):
         raise PackageError(f"{kind} name {value!r} must start with a letter or digit")
     return value
+
+
+def check_app_identity(tenant: str, app: str) -> tuple[str, str]:
+    """Return ``(tenant, app)`` if each is a tenant or app name (check_name) and the names
+    derived from both - ``<tenant>.<app>.<n>`` (instances) and ``app.<tenant>.<app>``
+    (HAProxy backend) - are within their limits, else raise PackageError saying which."""
+    check_name("tenant", tenant)
+    check_name("app", app)
+    total = len(tenant) + len(app)
+    if total > APP_IDENTITY_MAX_LEN:
+        raise PackageError(
+            f"tenant {tenant!r} and app {app!r} are together {total} characters; their derived names "
+            f"({instance_name('<tenant>', '<app>', '<n>')}, {backend_name('<tenant>', '<app>')}) allow at most "
+            f"{APP_IDENTITY_MAX_LEN}: shorten one or both by {total - APP_IDENTITY_MAX_LEN}"
+        )
+    return tenant, app
 
 
 def check_version(version: str) -> str:

@@ -5,6 +5,7 @@ of module_utils/monoscape_package.py, the one place they are written."""
 
 from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
     PackageError,
+    check_app_identity,
     check_health_path,
     check_instance_name,
     check_name,
@@ -23,6 +24,12 @@ def _passes(check, *args):
 def monoscape_name(value):
     """A tenant or app name that routes as /<tenant>/<app>/."""
     return _passes(check_name, "name", value)
+
+
+def monoscape_app_identity(tenant, app):
+    """A tenant (the value) and an app (the argument) whose names derived from both fit:
+    <tenant>.<app>.<n> and app.<tenant>.<app>."""
+    return _passes(check_app_identity, tenant, app)
 
 
 def monoscape_version(value):
@@ -44,6 +51,7 @@ class TestModule:
     def tests(self):
         return {
             "monoscape_name": monoscape_name,
+            "monoscape_app_identity": monoscape_app_identity,
             "monoscape_version": monoscape_version,
             "monoscape_health_path": monoscape_health_path,
             "monoscape_instance_name": monoscape_instance_name,
