@@ -8,10 +8,19 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import NAME_RE as _NAME
+from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
+    INSTANCE_NAME_PATTERN,
+    NAME_PATTERN,
+    VERSION_PATTERN,
+    PackageError,
+    check_app_identity,
+    check_name,
+)
 
 ACCOUNT_PREFIX = "ms-"
 ACCOUNT_HASH_CHARS = 16
+# the rules of module_utils/monoscape_package.py as regular expressions, by name
+RULE_PATTERNS = {"name": NAME_PATTERN, "version": VERSION_PATTERN, "instance_name": INSTANCE_NAME_PATTERN}
 
 
 def _text(value):
@@ -57,13 +66,33 @@ def monoscape_app_account(tenant, app):
     because names of up to 63 characters each do not fit Linux's 32, and because joining
     them would not be one-to-one (``a-b``/``c`` and ``a``/``b-c``)."""
     for what, value in (("tenant", tenant), ("app", app)):
-        if not isinstance(value, str) or not _NAME.fullmatch(value):
+        try:
+            check_name(what, value)
+        except PackageError as exc:
             raise AnsibleFilterError(
-                f"monoscape_app_account: {what} {value!r} is not a tenant or app name"
-                " (1-63 of a-z 0-9 _ -, starting with a letter or digit)"
-            )
+                f"monoscape_app_account: {what} {value!r} is not a tenant or app name: {exc}"
+            ) from exc
     digest = hashlib.sha256(f"{tenant}/{app}".encode()).hexdigest()
     return ACCOUNT_PREFIX + digest[:ACCOUNT_HASH_CHARS]
+
+
+def monoscape_app_identity_error(tenant, app):
+    """Why a tenant and an app cannot be deployed together (check_app_identity's one-line
+    message: a name, or the names derived from both), or '' when they can: for the
+    fail_msg of an assert on the monoscape.paas.monoscape_app_identity test."""
+    try:
+        check_app_identity(tenant, app)
+    except PackageError as exc:
+        return str(exc)
+    return ""
+
+
+def monoscape_rule_pattern(rule):
+    """The regular expression of one of the bundle's naming rules (module_utils/monoscape_package.py),
+    without anchors, for what cannot call Python: HAProxy's configuration, for one."""
+    if rule not in RULE_PATTERNS:
+        raise AnsibleFilterError(f"monoscape_rule_pattern: {rule!r} is not one of {', '.join(sorted(RULE_PATTERNS))}")
+    return RULE_PATTERNS[rule]
 
 
 def monoscape_checksums(paths, root, exclude=("*.md", "*.pyc")):
@@ -95,6 +124,8 @@ class FilterModule:
     def filters(self):
         return {
             "monoscape_app_account": monoscape_app_account,
+            "monoscape_app_identity_error": monoscape_app_identity_error,
             "monoscape_checksums": monoscape_checksums,
+            "monoscape_rule_pattern": monoscape_rule_pattern,
             "monoscape_table": monoscape_table,
         }

@@ -26,6 +26,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import HAPROXY_NAME_MAX_LEN
+
 MIN_VERSION = (2, 6)
 DEFAULT_SOCKET = "/run/haproxy/admin.sock"
 
@@ -40,7 +42,12 @@ CHK_ST_ENABLED = 0x04
 BLOCK_BEGIN = "# BEGIN servers managed by monoscape.paas.haproxy_backend (Runtime API; do not edit)"
 BLOCK_END = "# END servers managed by monoscape.paas.haproxy_backend"
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,63}$")
+# HAProxy's names of backends and servers (app.<tenant>.<app>, <host>-<n>): not the
+# tenant and app name rule (monoscape_package.NAME_PATTERN), a wider one. Its length
+# limit is monoscape_package's, which bounds a tenant and an app together by it.
+HAPROXY_NAME_CHAR_CLASS = "A-Za-z0-9_.:-"
+HAPROXY_NAME_RE = re.compile(rf"[{HAPROXY_NAME_CHAR_CLASS}]{{1,{HAPROXY_NAME_MAX_LEN}}}")
+HAPROXY_NAME_CHAR_RE = re.compile(rf"[{HAPROXY_NAME_CHAR_CLASS}]")
 SECTION_RE = re.compile(
     r"^\s*(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|http-errors|ring|mailers|cache)"
     r"(?:\s+(\S+))?\s*(?:#.*)?$"
@@ -180,10 +187,13 @@ def check_address(address: str) -> str:
 def check_haproxy_name(kind: str, value: str) -> str:
     """`value` if HAProxy accepts it as the name of a backend or server (not the Monoscape
     tenant and app rule, which is monoscape_package.check_name)."""
-    if not NAME_RE.match(value or ""):
-        bad = next((c for c in value if not re.match(r"[A-Za-z0-9_.:-]", c)), None) if value else None
+    if not HAPROXY_NAME_RE.fullmatch(value or ""):
+        bad = next((c for c in value if not HAPROXY_NAME_CHAR_RE.fullmatch(c)), None) if value else None
         what = f"has {bad!r}; " if bad else ""
-        raise HAProxyError(f"{kind} name {value!r} {what}HAProxy names use 1-63 letters, digits, '-', '_', '.' or ':'")
+        raise HAProxyError(
+            f"{kind} name {value!r} {what}HAProxy names use 1-{HAPROXY_NAME_MAX_LEN} "
+            "letters, digits, '-', '_', '.' or ':'"
+        )
     return value
 
 

@@ -21,18 +21,62 @@ import os
 import re
 import shutil
 import stat
-import string
 import tempfile
 import unicodedata
 import zipfile
 import zlib
 
-NAME_ALLOWED = frozenset(string.ascii_lowercase + string.digits + "-_")
+# The bundle's one tenant and app name rule and its one release version rule: every
+# other place (modules, the Jinja tests and filters the roles and templates use)
+# takes them from here. Each *_PATTERN is the whole rule as one regular expression
+# (Python and PCRE syntax, no anchors: use it with fullmatch or anchor it).
+#
+# Tenant and app names: routed as /<tenant>/<app>/ (HAProxy backend app.<tenant>.<app>);
+# a tenant and an app together: APP_IDENTITY_MAX_LEN below (check_app_identity).
+NAME_MAX_LEN = 63
+NAME_CHAR_CLASS = "a-z0-9_-"
 NAME_CHARS = "lower-case letters, digits, '-' or '_'"
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-VERSION_CHAR_RE = re.compile(r"[A-Za-z0-9._+-]")
+NAME_PATTERN = rf"[a-z0-9][{NAME_CHAR_CLASS}]{{0,{NAME_MAX_LEN - 1}}}"
+NAME_RE = re.compile(NAME_PATTERN)
+NAME_CHAR_RE = re.compile(rf"[{NAME_CHAR_CLASS}]")
+# Release versions: name a release folder (releases/<version>), so never '..'.
+VERSION_MAX_LEN = 64
+VERSION_CHAR_CLASS = "A-Za-z0-9._+-"
+VERSION_CHARS = "letters, digits, '.', '_', '+', '-'"
+_VERSION_SHAPE = rf"[A-Za-z0-9][{VERSION_CHAR_CLASS}]{{0,{VERSION_MAX_LEN - 1}}}"
+VERSION_PATTERN = rf"(?!.*\.\.){_VERSION_SHAPE}"
+VERSION_RE = re.compile(VERSION_PATTERN)
+_VERSION_SHAPE_RE = re.compile(_VERSION_SHAPE)  # the rule but '..' (for the message)
+VERSION_CHAR_RE = re.compile(rf"[{VERSION_CHAR_CLASS}]")
+# App instance names on a node (<tenant>.<app>.<n>: systemd unit monoscape-app@<name>,
+# the port registry's keys): not a tenant or app name, they may hold '.'.
+INSTANCE_NAME_MAX_LEN = 63
+INSTANCE_NAME_PATTERN = rf"[a-z0-9][a-z0-9_.-]{{0,{INSTANCE_NAME_MAX_LEN - 1}}}"
+INSTANCE_NAME_RE = re.compile(INSTANCE_NAME_PATTERN)
 HEALTH_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
+# <n> counts from 1 to the app's instances per node, at most this many (mono_app's check,
+# roles/mono_app/tasks/validate.yml, refuses more).
+INSTANCES_PER_NODE_MAX = 50
+# HAProxy's names of backends and servers (haproxy_runtime.HAPROXY_NAME_RE takes it from here).
+HAPROXY_NAME_MAX_LEN = 63
+
+
+def instance_name(tenant: str, app: str, index: int | str) -> str:
+    """The name of an app's instance on a node (mono_app's mono_app__instance_names)."""
+    return f"{tenant}.{app}.{index}"
+
+
+def backend_name(tenant: str, app: str) -> str:
+    """The name of an app's HAProxy backend (the load_balancer role's app.<tenant>.<app>)."""
+    return f"app.{tenant}.{app}"
+
+
+# A tenant and an app together (their lengths' sum): as long as their longest derived
+# names allow - the instance of the highest index, and the HAProxy backend.
+APP_IDENTITY_MAX_LEN = min(
+    INSTANCE_NAME_MAX_LEN - len(instance_name("", "", INSTANCES_PER_NODE_MAX)),
+    HAPROXY_NAME_MAX_LEN - len(backend_name("", "")),
+)
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # the package file
 DEFAULT_MAX_UNPACKED = 128 * 1024 * 1024  # its files once unpacked (real bytes)
@@ -84,14 +128,14 @@ class PackageError(ValueError):
 
 # --- names ---------------------------------------------------------------------------------
 def check_name(kind: str, value: str) -> str:
-    """Return ``value`` if it can be routed as /<tenant>/<app>/, else raise
-    PackageError naming the first offending character."""
+    """Return ``value`` if it is a tenant or app name (NAME_PATTERN: it can be routed as
+    /<tenant>/<app>/), else raise PackageError naming the first offending character."""
     if not isinstance(value, str) or value == "":
         raise PackageError(f"{kind} name must not be empty (use {NAME_CHARS})")
-    if len(value) > 63:
-        raise PackageError(f"{kind} name {value!r} is {len(value)} characters long; the limit is 63")
+    if len(value) > NAME_MAX_LEN:
+        raise PackageError(f"{kind} name {value!r} is {len(value)} characters long; the limit is {NAME_MAX_LEN}")
     for pos, char in enumerate(value):
-        if char not in NAME_ALLOWED:
+        if not NAME_CHAR_RE.fullmatch(char):
             raise PackageError(
                 f"{kind} name {value!r} has {char!r} at position {pos + 1}; a routable name uses only {NAME_CHARS}"
             )
@@ -100,23 +144,50 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+def check_app_identity(tenant: str, app: str) -> tuple[str, str]:
+    """Return ``(tenant, app)`` if each is a tenant or app name (check_name) and the names
+    derived from both - ``<tenant>.<app>.<n>`` (instances) and ``app.<tenant>.<app>``
+    (HAProxy backend) - are within their limits, else raise PackageError saying which."""
+    check_name("tenant", tenant)
+    check_name("app", app)
+    total = len(tenant) + len(app)
+    if total > APP_IDENTITY_MAX_LEN:
+        raise PackageError(
+            f"tenant {tenant!r} and app {app!r} are together {total} characters; their derived names "
+            f"({instance_name('<tenant>', '<app>', '<n>')}, {backend_name('<tenant>', '<app>')}) allow at most "
+            f"{APP_IDENTITY_MAX_LEN}: shorten one or both by {total - APP_IDENTITY_MAX_LEN}"
+        )
+    return tenant, app
+
+
 def check_version(version: str) -> str:
-    """Return ``version`` if it can name a release folder, else raise PackageError."""
-    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
-        version = version if isinstance(version, str) else str(version)
-        bad = next(((pos, c) for pos, c in enumerate(version) if not VERSION_CHAR_RE.fullmatch(c)), None)
-        if bad:
-            why = f"has {bad[1]!r} at position {bad[0] + 1}"
-        elif not version:
-            why = "is empty"
-        elif len(version) > 64:
-            why = f"is {len(version)} characters long (at most 64)"
-        else:
-            why = "must start with a letter or digit"
-        raise PackageError(f"version {version!r} {why}; a release version uses letters, digits, '.', '_', '+', '-'")
-    if ".." in version:
+    """Return ``version`` if it can name a release folder (VERSION_PATTERN), else raise
+    PackageError saying why."""
+    if isinstance(version, str) and VERSION_RE.fullmatch(version):
+        return version
+    if isinstance(version, str) and _VERSION_SHAPE_RE.fullmatch(version):
         raise PackageError(f"version {version!r} must not contain '..'")
-    return version
+    text = version if isinstance(version, str) else str(version)
+    bad = next(((pos, c) for pos, c in enumerate(text) if not VERSION_CHAR_RE.fullmatch(c)), None)
+    if bad:
+        why = f"has {bad[1]!r} at position {bad[0] + 1}"
+    elif not text:
+        why = "is empty"
+    elif len(text) > VERSION_MAX_LEN:
+        why = f"is {len(text)} characters long (at most {VERSION_MAX_LEN})"
+    else:
+        why = "must start with a letter or digit"
+    raise PackageError(f"version {text!r} {why}; a release version uses {VERSION_CHARS}")
+
+
+def check_instance_name(value: str) -> str:
+    """Return ``value`` if it is an app instance name (INSTANCE_NAME_PATTERN), else raise PackageError."""
+    if not isinstance(value, str) or not INSTANCE_NAME_RE.fullmatch(value):
+        raise PackageError(
+            f"instance name {value!r} must match {INSTANCE_NAME_PATTERN} "
+            f"(1-{INSTANCE_NAME_MAX_LEN} lower-case letters, digits, '_', '.', '-', starting with a letter or digit)"
+        )
+    return value
 
 
 def check_health_path(path: str) -> str:

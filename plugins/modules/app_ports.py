@@ -7,12 +7,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.monoscape.paas.plugins.module_utils.locking import locked
+from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
+    PackageError,
+    check_instance_name,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -33,7 +36,10 @@ author:
   - Monoscape developers
 options:
   instances:
-    description: Instance names (unique on the node), e.g. C(demo.hello.1).
+    description:
+      - Instance names (unique on the node), e.g. C(demo.hello.1) - 1 to 63 lower-case letters, digits,
+        C(_), C(.) or C(-), starting with a letter or digit (module_utils/monoscape_package.py
+        INSTANCE_NAME_PATTERN, the rule the mono_runtime role applies too).
     type: list
     elements: str
     default: []
@@ -108,7 +114,6 @@ owned:
   sample: {"demo.hello.1": 9081, "demo.hello.2": 9082}
 """
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 TCP_LISTEN = "0A"
 
 
@@ -200,8 +205,10 @@ def main():
     p = module.params
     try:
         for name in p["instances"]:
-            if not NAME_RE.match(name):
-                raise PortError(f"instance name {name!r} must match {NAME_RE.pattern}")
+            try:
+                check_instance_name(name)
+            except PackageError as exc:
+                raise PortError(str(exc)) from exc
         if len(set(p["instances"])) != len(p["instances"]):
             raise PortError(f"instances are listed twice: {p['instances']}")
         if not 1 <= p["range_start"] <= p["range_end"] <= 65535:

@@ -9,6 +9,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.monoscape.paas.plugins.module_utils.monoscape_package import (
     LIMITS_ARGUMENT_SPEC,
     PackageError,
+    check_app_identity,
     check_health_path,
     check_name,
     check_version,
@@ -37,6 +38,8 @@ description:
     module returns, before it unpacks anything.
   - I(tenant) and I(app) must be routable as C(/<tenant>/<app>/) (lower-case letters, digits, C(-), C(_));
     the error names the first offending character and its position.
+  - Given both, I(tenant) and I(app) must also fit the names derived from them on the hosts - app instances
+    C(<tenant>.<app>.<n>) and the HAProxy backend C(app.<tenant>.<app>) - so at most 58 characters together.
   - I(version) names the release folder on the nodes (letters, digits, C(.), C(_), C(+), C(-); the whole
     value must match, so a trailing newline is refused).
   - I(health_path), when given, must be a file of the package (case-insensitive), so that a deployment
@@ -168,6 +171,8 @@ def main():
         for kind in ("tenant", "app"):
             if p[kind] is not None:
                 result[kind] = check_name(kind, p[kind])
+        if p["tenant"] is not None and p["app"] is not None:
+            check_app_identity(p["tenant"], p["app"])
         if p["version"] is not None:
             result["version"] = check_version(p["version"])
         info = inspect(
