@@ -39,8 +39,7 @@ class Releases:
 
     def folder(self, tenant, app):
         try:
-            pkg.check_name("tenant", tenant)
-            pkg.check_name("app", app)
+            pkg.check_app_identity(tenant, app)  # each name, and the two together (derived names)
         except pkg.PackageError as exc:
             raise UploadRefused(400, str(exc)) from None
         return self.root / tenant / app

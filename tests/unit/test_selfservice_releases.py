@@ -71,8 +71,9 @@ def test_a_hostile_package_gets_the_rules_one_line_message_and_leaves_nothing(me
         ("Demo/hello/1.0.0", 400, "tenant name 'Demo' has 'D' at position 1"),
         ("demo/hello world/1.0.0", 400, "app name 'hello world' has ' ' at position 6"),
         ("demo/hello/1.0.0~rc1", 400, "version"),
+        (f"{'t' * 40}/{'a' * 40}/1.0.0", 400, "are together 80 characters"),
     ],
-    ids=["tenant-name", "app-name", "version"],
+    ids=["tenant-name", "app-name", "version", "pair-too-long"],
 )
 def test_names_and_versions_are_checked_before_anything_is_kept(member, settings, where, status, message):
     client, csrf = member
