@@ -747,6 +747,60 @@ def test_secure_yaml_is_merged(workdir, cloud):
     assert len(members(data, "cloud_alpha")) == 5
 
 
+def test_the_entry_s_region_chooses_the_endpoint(workdir, cloud):
+    """region_name goes from the clouds.yaml entry (through openstacksdk's loader) to the catalog
+    lookup: the stand-in's catalog has RegionOne only."""
+    entries = json.loads((workdir / "clouds.yaml").read_text())["clouds"]
+    clouds_file(workdir / "clouds.yaml", alpha={**entries["alpha"], "region_name": "RegionTwo"})
+    proc, _ = inventory(workdir, {"clouds": ["alpha"]})
+    assert proc.returncode != 0
+    assert "cloud alpha: EndpointNotFound: public endpoint for compute service in RegionTwo region" in warnings(proc)
+
+
+def test_os_variables_are_the_envvars_cloud(tmp_path, cloud):
+    """No clouds.yaml anywhere, OS_* variables set: openstacksdk's cloud `envvars` is read."""
+    if any(os.path.exists(path) for path in plugin.sdk_config_loader().CONFIG_FILES):
+        pytest.skip("this machine has a clouds.yaml in a standard location")
+    variables = {
+        "OS_CLIENT_CONFIG_FILE": None,
+        "OS_AUTH_URL": f"{cloud.base}/v3",
+        "OS_USERNAME": "alice",
+        "OS_PASSWORD": GOOD,
+        "OS_PROJECT_NAME": "p1",
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_REGION_NAME": "RegionOne",
+    }
+    proc, data = inventory(tmp_path, {}, env=variables, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(members(data, "cloud_envvars")) == 5
+    proc, _ = inventory(tmp_path, {}, env={**variables, "OS_PASSWORD": BAD}, cwd=tmp_path)
+    assert "cloud envvars: authentication failed" in warnings(proc)
+
+
+def test_a_cached_run_does_not_import_openstacksdk(workdir, cloud):
+    """The loader's import (openstack/__init__.py brings the whole SDK, ~0.1 s) is paid only when
+    the clouds are read: `python -X importtime` of a cached run shows no openstack module."""
+    config = {
+        "clouds": ["alpha"],
+        "cache": True,
+        "cache_plugin": "ansible.builtin.jsonfile",
+        "cache_connection": str(workdir / "cache"),
+    }
+    importtime = {"PYTHONPROFILEIMPORTTIME": "1"}
+
+    def sdk_imports(proc):
+        return [line for line in proc.stderr.splitlines() if line.startswith("import time:") and "openstack" in line]
+
+    proc, first = inventory(workdir, config, env=importtime)
+    assert proc.returncode == 0, proc.stderr
+    assert any(line.endswith(" openstack.config.loader") for line in sdk_imports(proc)), "reading the cloud imports it"
+    proc, second = inventory(workdir, config, env=importtime)
+    assert proc.returncode == 0, proc.stderr
+    assert second == first
+    assert sdk_imports(proc) == []
+
+
 @pytest.fixture
 def sdk_env(monkeypatch):
     """No OS_* variable of the caller's reaches openstacksdk's loader in this process."""
@@ -786,6 +840,28 @@ def test_the_sdk_loader_chooses_the_auth_plugin(tmp_path, sdk_env):
     assert type(auth_of["v3"]).__module__ == "keystoneauth1.identity.v3.password"
     assert (by_name["v3"].region_name, by_name["v3"].interface) == ("R2", "public")
     assert type(auth_of["appcred"]).__module__ == "keystoneauth1.identity.v3.application_credential"
+
+
+def test_tls_settings_reach_the_session(tmp_path, sdk_env):
+    """verify, cacert, cert and key of a clouds.yaml entry are what the SDK's session uses for the
+    token and the server list."""
+    auth = {"auth_url": "https://127.0.0.1:5000/v3", "username": "u", "password": GOOD, "project_name": "p"}
+    path = clouds_file(
+        tmp_path / "clouds.yaml",
+        default={"auth": auth},
+        insecure={"auth": auth, "verify": False},
+        private_ca={"auth": auth, "cacert": str(tmp_path / "ca.pem"), "cert": "/c.pem", "key": "/k.pem"},
+    )
+    targets, failures = plugin.cloud_targets([], [str(path)])
+    assert failures == []
+    sessions = {target.name: target.session() for target in targets}
+    assert {name: session.verify for name, session in sessions.items()} == {
+        "default": True,
+        "insecure": False,
+        "private_ca": str(tmp_path / "ca.pem"),
+    }
+    assert sessions["private_ca"].cert == ("/c.pem", "/k.pem")
+    assert sessions["default"].cert is None
 
 
 def test_unknown_cloud_names_the_file_and_the_clouds(tmp_path, sdk_env):
