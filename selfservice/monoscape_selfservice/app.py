@@ -89,6 +89,11 @@ class SelfService:
         self.releases = Releases.from_settings(settings)
         self.jobs = open_jobs(settings, clock=clock)
 
+    @property
+    def runs_jobs(self):
+        """True when this controller runs the job worker (the settings name the bundle it runs)."""
+        return bool(self.settings.bundle_dir)
+
     def may(self, session, what):
         roles, settings = session["roles"], self.settings
         allowed = set(settings.deploy_roles) if what == "deploy" else set(settings.deploy_roles + settings.read_roles)
@@ -159,7 +164,7 @@ class SelfService:
         """Queue a job for an app after checking what it asks for; audited either way."""
         user, target = g.session["user_name"], f"{tenant}/{app}"
         try:
-            if not self.settings.bundle_dir:
+            if not self.runs_jobs:
                 raise Refused(503, "this controller runs no job worker: the operator deploys with the bundle for now")
             params = self._params(tenant, app, action, body)
             job = self.jobs.submit(tenant, app, action, params, user)
@@ -223,7 +228,7 @@ def page(template, title, status=200, error=None, notice=None, **context):
     if session:
         context.setdefault("csrf", session["csrf"])
         context.setdefault("may_deploy", service().may(session, "deploy"))
-        context.setdefault("may_run_jobs", context["may_deploy"] and bool(service().settings.bundle_dir))
+        context.setdefault("may_run_jobs", context["may_deploy"] and service().runs_jobs)
         context.update(user=session["user_name"], roles=", ".join(sorted(session["roles"])))
     html = render_template(template, title=title, error=error, notice=notice, **context)
     return make_response(html, status)

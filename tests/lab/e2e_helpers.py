@@ -84,6 +84,11 @@ class Deployment:
         settings_all.update(settings)
         (self.inventory / "group_vars" / "all" / "deployment.yml").write_text(yaml.safe_dump(settings_all))
 
+    def tenant_cloud(self):
+        """The tenant user's clouds.yaml entry, as the tenant step wrote it (read now: a
+        credential rotation changes it)."""
+        return yaml.safe_load((self.state / "clouds.yaml").read_text())["clouds"][self.name]
+
     def update(self, **settings):
         """Change deployment settings, as an operator edits the inventory's group_vars."""
         path = self.inventory / "group_vars" / "all" / "deployment.yml"

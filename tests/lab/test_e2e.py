@@ -215,7 +215,7 @@ def test_an_app_developer_signs_in_and_uploads_a_release_from_the_browser(deploy
     the apps page, the app's page, an upload of hello-2.0.0.zip. Screenshots of each page are
     kept in build/logs/screenshots/."""
     ip = controller_ip(admin, deployment.name)
-    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    cloud = deployment.tenant_cloud()
     with browser(f"http://{ip}:8080") as page:
         page.go("/apps")
         page.wait_for("Sign in")
@@ -246,7 +246,7 @@ def test_app_developers_sign_in_to_the_dashboard_with_their_openstack_credential
     Keystone (published to the instances on the external network, as a production cloud's
     identity endpoint is); the roles the token lists on the deployment's project decide."""
     ip = controller_ip(admin, deployment.name)
-    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    cloud = deployment.tenant_cloud()
     user, password = cloud["auth"]["username"], cloud["auth"]["password"]
     project = admin.identity.find_project(cloud["auth"]["project_name"], domain_id="default", ignore_missing=False)
     others, passwords = {}, {name: f"{name}-{secrets.token_hex(8)}" for name in ("reader", "nobody")}
@@ -328,7 +328,7 @@ def test_the_monoscape_command_signs_in_lists_and_refuses_a_hostile_package(depl
     the controller: login, apps, and a push of a hostile package refused by its rule with a
     non-zero exit code, nothing kept."""
     ip = controller_ip(admin, deployment.name)
-    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    cloud = deployment.tenant_cloud()
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path), MONOSCAPE_PASSWORD=cloud["auth"]["password"])
     command = [str(ROOT / "bin" / "monoscape")]
 
@@ -365,7 +365,7 @@ def backends_up(address, count):
 @pytest.fixture(scope="module")
 def tenant(deployment):
     """The deployment's tenant user (its clouds.yaml entry, written by the tenant step)."""
-    cloud = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    cloud = deployment.tenant_cloud()
     conn = connect_dict(cloud)
     yield conn
     conn.close()
@@ -765,7 +765,7 @@ def test_rotate_credentials(deployment):
     assert after[0] != before[0]
     assert after[1]["access"] != before[1]["access"]
     assert before[0].strip() not in output and before[1]["secret"] not in output and after[1]["secret"] not in output
-    tenant = yaml.safe_load((deployment.state / "clouds.yaml").read_text())["clouds"][deployment.name]
+    tenant = deployment.tenant_cloud()
     conn = connect_dict(tenant)
     assert conn.compute.find_server(f"{deployment.name}-controller") is not None
     old = dict(tenant, auth=dict(tenant["auth"], password=before[0].strip()))
